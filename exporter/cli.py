@@ -1,0 +1,187 @@
+"""The `tgexport` command line. Translates options, renders reports, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, converters, writers
+from .errors import TgExportError
+from .executors import default_jobs
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
+
+
+class TgExportGroup(click.Group):
+    """Turns every TgExportError (and any unexpected failure) into `Error:` / `Hint:` lines."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TgExportError as exc:
+            _fail(exc.message, exc.hint, exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted", "nothing was written; run the command again", 130)
+        except Exception as exc:  # the one place that catches everything
+            if os.environ.get("TGEXPORT_DEBUG") == "1":
+                raise
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc}",
+                "rerun with TGEXPORT_DEBUG=1 to see the traceback, and report it",
+                EXIT_ERROR,
+            )
+
+
+def _fail(message: str, hint: str | None, code: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    if hint:
+        click.echo(f"Hint: {hint}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=TgExportGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="tgexport")
+def main() -> None:
+    """Turn Telegram archive dumps into one validated, analysis-ready dataset.
+
+    \b
+    Examples:
+      tgexport convert result.json -o dataset
+      tgexport convert ChatExport_2024-05-01/ more_dumps/ -o dataset --to jsonl
+      tgexport schema --arrow
+      tgexport formats
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Dataset folder to create.")
+@click.option(
+    "--to", "to", type=click.Choice(writers.names()), default="parquet", show_default=True, help="Data file format."
+)
+@click.option(
+    "--from",
+    "from_format",
+    type=click.Choice(converters.names()),
+    default=None,
+    help="Force an input format instead of detecting it from the content.",
+)
+@click.option(
+    "--partition-by", default="year,month", show_default=True, help="Hive partition keys, from chat, year, month."
+)
+@click.option(
+    "--tz",
+    "tz_name",
+    default=None,
+    metavar="ZONE",
+    help="Time zone of the computer that made an export whose dates carry no zone (e.g. Europe/Kyiv).",
+)
+@click.option(
+    "--on-invalid",
+    type=click.Choice(["quarantine", "fail", "skip"]),
+    default="quarantine",
+    show_default=True,
+    help="What to do with items that fail validation.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary on stderr.")
+def convert(
+    inputs: tuple[str, ...],
+    output: Path,
+    to: str,
+    from_format: str | None,
+    partition_by: str,
+    tz_name: str | None,
+    on_invalid: str,
+    overwrite: bool,
+    jobs: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Convert dumps (files or folders) into a partitioned dataset.
+
+    Formats are detected from the content. Every item ends up written, skipped with a reason,
+    or quarantined in rejects/ with every violation; exit code 3 means some were quarantined.
+
+    \b
+    Examples:
+      tgexport convert result.json -o dataset
+      tgexport convert old_export/result.json -o dataset --tz Europe/Moscow
+      tgexport convert dumps/ -o dataset --to jsonl.zst --partition-by chat,year,month
+      tgexport convert result.json -o dataset --overwrite --jobs 2
+    """
+    from .manifest import manifest_dict
+    from .pipeline import ConvertRequest, parse_partition_by
+    from .pipeline import convert as run_convert
+    from .report import ProgressReporter, render_summary, stderr_console
+
+    request = ConvertRequest(
+        inputs=list(inputs),
+        output=output,
+        to=to,
+        from_format=from_format,
+        partition_by=parse_partition_by(partition_by),
+        tz_name=tz_name,
+        on_invalid=on_invalid,
+        overwrite=overwrite,
+        jobs=jobs or default_jobs(),
+        command=["tgexport", *sys.argv[1:]],
+    )
+    console = stderr_console()
+    with ProgressReporter(console, enabled=not quiet) as reporter:
+        report = run_convert(request, reporter)
+    if not quiet:
+        render_summary(console, report)
+    if as_json:
+        click.echo(json.dumps(manifest_dict(report.model), ensure_ascii=False, indent=2))
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--arrow", is_flag=True, help="Print the derived Arrow schema instead.")
+def schema(arrow: bool) -> None:
+    """Print the post record's JSON Schema (or the Arrow schema derived from it).
+
+    \b
+    Examples:
+      tgexport schema > post.schema.json
+      tgexport schema --arrow
+    """
+    from .schema import arrow_schema, load_schema
+
+    if arrow:
+        click.echo(arrow_schema().to_string(show_field_metadata=False, show_schema_metadata=False))
+    else:
+        click.echo(json.dumps(load_schema(), ensure_ascii=False, indent=2))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+def formats(as_json: bool) -> None:
+    """List the input converters and output writers available.
+
+    \b
+    Examples:
+      tgexport formats
+      tgexport formats --json
+    """
+    inputs = [{"name": c.name, "description": c.description} for c in converters.all_converters()]
+    outputs = writers.names()
+    if as_json:
+        click.echo(json.dumps({"inputs": inputs, "outputs": outputs}, indent=2))
+        return
+    click.echo("Input formats (detected from content; force one with --from):")
+    for conv in inputs:
+        click.echo(f"  {conv['name']:<16} {conv['description']}")
+    click.echo("Output formats (--to):")
+    for name in outputs:
+        click.echo(f"  {name}")

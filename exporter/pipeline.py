@@ -1,0 +1,405 @@
+"""The driver of `tgexport convert`: plan the inputs, run tasks, gather, commit atomically.
+
+Policy lives here (which inputs, which formats, what happens to bad items); converters only
+read and writers only write. Nothing is printed: progress goes to a `Reporter`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import __version__, converters, writers
+from .converters.base import ConvertOptions
+from .errors import InputError, OutputError, TgExportError, UsageError
+from .executors import make_executor
+from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel, manifest_dict, now_utc, redact_command, write_json
+from .schema import canonical_json, schema_id, schema_sha256
+from .sources import InputUnit, describe_head, discover, sniff
+from .task import TaskResult, TaskSpec, run_task
+
+PARTITION_KEYS = ("chat", "year", "month")
+ON_INVALID = ("quarantine", "fail", "skip")
+
+
+class Reporter(Protocol):
+    def stage(self, name: str, total: int | None = None) -> None: ...
+    def advance(self, amount: int) -> None: ...
+
+
+class _Silent:
+    def stage(self, name: str, total: int | None = None) -> None:
+        return None
+
+    def advance(self, amount: int) -> None:
+        return None
+
+
+@dataclass
+class ConvertRequest:
+    inputs: list[str]
+    output: Path
+    to: str = "parquet"
+    from_format: str | None = None
+    partition_by: tuple[str, ...] = ("year", "month")
+    tz_name: str | None = None
+    on_invalid: str = "quarantine"
+    overwrite: bool = False
+    jobs: int = 1
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Planned:
+    unit: InputUnit
+    fmt: str
+    sha256: str
+
+
+@dataclass
+class RunReport:
+    model: RunModel
+    output: Path
+    results: list[TaskResult]
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.model.totals()["quarantined"] else 0
+
+
+def parse_partition_by(text: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in keys if k not in PARTITION_KEYS]
+    if bad or len(set(keys)) != len(keys) or not keys:
+        raise UsageError(
+            f"--partition-by {text!r} is not valid", hint="use keys from chat, year, month, e.g. chat,year,month"
+        )
+    return keys
+
+
+def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunReport:
+    """Run one conversion end to end; raises TgExportError on anything the user must fix."""
+    reporter = reporter or _Silent()
+    started = now_utc()
+    options = _convert_options(request)
+    writers.get(request.to)
+    if request.from_format:
+        converters.get(request.from_format)
+    if request.on_invalid not in ON_INVALID:
+        raise UsageError(f"--on-invalid {request.on_invalid!r}", hint="choose quarantine, fail or skip")
+    output = request.output
+    _check_output(output, request.overwrite)
+    planned, skipped = _plan(request, reporter)
+    run_id = _run_id(planned, request)
+    staging = _make_staging(output, run_id)
+    try:
+        results = _run_tasks(planned, request, options, staging, run_id, reporter)
+        model = _model(request, run_id, started, planned, results, skipped, staging)
+        write_json(staging / MANIFEST, manifest_dict(model))
+        _write_success(staging, run_id)
+        shutil.rmtree(staging / ".tasks", ignore_errors=True)
+        _commit(staging, output, run_id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RunReport(model, output, results)
+
+
+def _convert_options(request: ConvertRequest) -> ConvertOptions:
+    if not request.tz_name:
+        return ConvertOptions()
+    try:
+        return ConvertOptions(tz=ZoneInfo(request.tz_name), tz_name=request.tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"unknown time zone {request.tz_name!r}", hint="use an IANA zone name such as Europe/Kyiv or UTC"
+        ) from None
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"output {output} exists and is not a folder", hint="choose another -o path")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise OutputError(
+            f"output folder {output} already exists and is not empty",
+            hint="pass --overwrite to replace it, or choose another -o path",
+        )
+
+
+def _plan(request: ConvertRequest, reporter: Reporter) -> tuple[list[Planned], list[dict[str, str]]]:
+    units = list(discover(request.inputs))
+    skipped: list[dict[str, str]] = []
+    chosen: list[tuple[InputUnit, str]] = []
+    for unit in units:
+        fmt = request.from_format or _detect(unit, skipped)
+        if fmt:
+            chosen.append((unit, fmt))
+    reporter.stage("hashing inputs", sum(u.size for u, _ in chosen))
+    planned: list[Planned] = []
+    seen: dict[str, str] = {}
+    for unit, fmt in chosen:
+        digest = _hash(unit, reporter)
+        if digest in seen:
+            skipped.append({"path": unit.display, "reason": f"same bytes as {seen[digest]}"})
+            continue
+        seen[digest] = unit.display
+        planned.append(Planned(unit, fmt, digest))
+    if not planned:
+        raise InputError(
+            "nothing to convert: no input was recognised as a Telegram dump",
+            hint="run `tgexport detect INPUT...` to see what each file looks like",
+        )
+    return planned, skipped
+
+
+def _hash(unit: InputUnit, reporter: Reporter) -> str:
+    try:
+        return unit.sha256(reporter.advance)
+    except OSError as exc:
+        raise InputError(f"cannot read {unit.display}: {exc.strerror or exc}", hint="check file permissions") from None
+
+
+def _detect(unit: InputUnit, skipped: list[dict[str, str]]) -> str | None:
+    fmt, _, head = sniff(unit)
+    if fmt:
+        return fmt
+    seen = describe_head(head)
+    if not unit.explicit:
+        skipped.append({"path": unit.display, "reason": f"not a recognised Telegram dump ({seen})"})
+        return None
+    raise InputError(
+        f"{unit.display} is not a format tgexport recognises: it is {seen}",
+        hint="known formats: " + ", ".join(converters.names()) + "; pass --from FORMAT to force one",
+    )
+
+
+def _run_id(planned: list[Planned], request: ConvertRequest) -> str:
+    basis = {
+        "tool": __version__,
+        "schema": schema_sha256(),
+        "inputs": sorted([p.sha256, p.fmt] for p in planned),
+        "to": request.to,
+        "partition_by": list(request.partition_by),
+        "tz": request.tz_name,
+        "on_invalid": request.on_invalid,
+    }
+    return hashlib.sha256(canonical_json(basis)).hexdigest()[:16]
+
+
+def _make_staging(output: Path, run_id: str) -> Path:
+    parent = output.absolute().parent
+    if not parent.is_dir():
+        raise OutputError(
+            f"the folder that should hold {output} does not exist: {parent}",
+            hint="create it first, or choose another -o path",
+        )
+    staging = parent / f".{output.name}.staging-{run_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        (staging / "posts").mkdir(parents=True)
+        probe = staging / ".probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(
+            f"cannot write to {parent}: {exc.strerror or exc}", hint="choose an output folder you can write to"
+        ) from None
+    return staging
+
+
+def _footer(run_id: str, planned: Planned, request: ConvertRequest) -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "tool": {"name": "tgexport", "version": __version__},
+        "schema": {"id": schema_id(), "sha256": schema_sha256()},
+        "input": {"sha256": planned.sha256, "format": planned.fmt},
+        "sort_keys": ["chat_id", "chat_username", "post_id"],
+        "dataset": {"manifest": MANIFEST},
+    }
+
+
+def _run_tasks(
+    planned: list[Planned],
+    request: ConvertRequest,
+    options: ConvertOptions,
+    staging: Path,
+    run_id: str,
+    reporter: Reporter,
+) -> list[TaskResult]:
+    reporter.stage("converting", sum(p.unit.size for p in planned))
+    executor = make_executor(request.jobs, len(planned))
+    inline = executor.__class__.__name__ == "InlineExecutor"
+    progress, stop = _progress_channel(reporter, inline)
+    try:
+        specs = [
+            TaskSpec(
+                i,
+                p.unit,
+                p.fmt,
+                p.sha256,
+                staging,
+                request.to,
+                request.partition_by,
+                options,
+                request.on_invalid,
+                run_id,
+                _footer(run_id, p, request),
+                progress,
+            )
+            for i, p in enumerate(planned)
+        ]
+        futures = [executor.submit(run_task, spec) for spec in specs]
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except TgExportError:
+                for other in futures:
+                    other.cancel()
+                raise
+        return results
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        stop()
+
+
+class _DirectProgress:
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def put(self, item: tuple[int, int]) -> None:
+        self.reporter.advance(item[1])
+
+
+def _progress_channel(reporter: Reporter, inline: bool) -> tuple[Any, Callable[[], None]]:
+    """A queue workers can put (index, bytes) into, drained into the reporter by a thread."""
+    if inline:
+        return _DirectProgress(reporter), lambda: None
+    import multiprocessing
+
+    manager = multiprocessing.get_context("spawn").Manager()
+    channel = manager.Queue()
+    done = threading.Event()
+
+    def drain() -> None:
+        while not done.is_set():
+            try:
+                reporter.advance(channel.get(timeout=0.1)[1])
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join()
+        manager.shutdown()
+
+    return channel, stop
+
+
+def _model(
+    request: ConvertRequest,
+    run_id: str,
+    started: Any,
+    planned: list[Planned],
+    results: list[TaskResult],
+    skipped: list[dict[str, str]],
+    staging: Path,
+) -> RunModel:
+    inputs = [
+        InputRecord(
+            path=r.display,
+            sha256=r.sha256,
+            bytes=r.bytes,
+            format=r.fmt,
+            read=r.read,
+            written=r.written,
+            quarantined=r.quarantined,
+            skipped=dict(r.skipped),
+            quarantined_by_reason=dict(r.reasons),
+        )
+        for r in results
+    ]
+    files = sorted((f.to_dict() for r in results for f in r.files), key=lambda f: f["path"])
+    return RunModel(
+        run_id=run_id,
+        command=redact_command(request.command),
+        options={
+            "to": request.to,
+            "from": request.from_format,
+            "partition_by": list(request.partition_by),
+            "tz": request.tz_name,
+            "on_invalid": request.on_invalid,
+        },
+        started_at=started,
+        finished_at=now_utc(),
+        output_format=request.to,
+        partition_by=request.partition_by,
+        inputs=inputs,
+        files=files,
+        rejects=_gather_rejects(results, staging, run_id),
+        skipped_inputs=skipped,
+    )
+
+
+def _gather_rejects(results: list[TaskResult], staging: Path, run_id: str) -> dict[str, Any] | None:
+    parts = [staging / r.rejects for r in results if r.rejects]
+    if not parts:
+        return None
+    target = staging / "rejects" / f"{run_id}.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+    rows = sum(r.quarantined for r in results)
+    return {
+        "path": target.relative_to(staging).as_posix(),
+        "rows": rows,
+        "bytes": target.stat().st_size,
+        "sha256": digest.hexdigest(),
+    }
+
+
+def _write_success(staging: Path, run_id: str) -> None:
+    manifest_sha = hashlib.sha256((staging / MANIFEST).read_bytes()).hexdigest()
+    write_json(
+        staging / SUCCESS,
+        {"tool": "tgexport", "run_id": run_id, "manifest": {"path": MANIFEST, "sha256": manifest_sha}},
+    )
+
+
+def _commit(staging: Path, output: Path, run_id: str) -> None:
+    """Rename the finished staging folder into place (replacing an old output atomically-ish)."""
+    old = None
+    if output.exists():
+        old = output.absolute().parent / f".{output.name}.old-{run_id}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(output, old)
+    try:
+        os.rename(staging, output)
+    except OSError as exc:
+        if old is not None:
+            os.rename(old, output)
+        raise OutputError(
+            f"cannot move the finished dataset into {output}: {exc.strerror or exc}",
+            hint="check that nothing else is using that folder",
+        ) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

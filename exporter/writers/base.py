@@ -1,0 +1,61 @@
+"""The writer interface: sorted partition tables in, files under `posts/` out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str  # relative to the dataset root, with `/`
+    partition: dict[str, Any]
+    rows: int
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "partition": self.partition,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    """Where and how one task writes: the dataset root, a unique file stem, the footer JSON."""
+
+    root: Path
+    stem: str  # e.g. `part-0123456789abcdef`; files are `<stem>-<i>.<ext>`
+    footer: dict[str, Any]
+
+
+class Writer(Protocol):
+    name: ClassVar[str]
+    extension: ClassVar[str]
+
+    def write(self, job: WriteJob, partitions: Iterable[tuple[dict[str, Any], pa.Table]]) -> list[WrittenFile]:
+        """Write each (partition values, sorted table) under `posts/` and describe the files."""
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def describe(root: Path, path: Path, partition: dict[str, Any], rows: int) -> WrittenFile:
+    return WrittenFile(
+        path=path.relative_to(root).as_posix(),
+        partition=partition,
+        rows=rows,
+        bytes=path.stat().st_size,
+        sha256=file_digest(path),
+    )

@@ -1,0 +1,135 @@
+"""Writers by round trip: Parquet read back by pyarrow, polars and DuckDB; JSONL parsed back."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from helpers import good_messages, message, write_export
+
+from exporter.pipeline import ConvertRequest, convert
+from exporter.schema import arrow_schema
+from exporter.writers.jsonl import read_jsonl
+
+PART = ds.partitioning(pa.schema([("year", pa.int16()), ("month", pa.int8())]), flavor="hive")
+
+
+def build(tmp_path: Path, to: str = "parquet", name: str = "ds", **kw) -> Path:
+    msgs = good_messages(40)
+    undated = message(41)
+    del undated["date"]
+    undated["date_unixtime"] = None
+    src = write_export(tmp_path / "in" / "result.json", msgs)
+    out = tmp_path / name
+    convert(ConvertRequest(inputs=[str(src)], output=out, to=to, **kw))
+    return out
+
+
+def test_parquet_round_trip_pyarrow_polars_duckdb_agree(tmp_path):
+    out = build(tmp_path)
+    table = ds.dataset(out / "posts", format="parquet", partitioning=PART).to_table()
+    assert table.num_rows == 40
+    data_schema = arrow_schema()
+    for field in data_schema:
+        assert table.schema.field(field.name).type == field.type, field.name
+    assert table.schema.field("year").type == pa.int16() and table.schema.field("month").type == pa.int8()
+    lf = pl.scan_parquet(out / "posts", hive_schema={"year": pl.Int16, "month": pl.Int8})
+    frame = lf.collect()
+    assert frame.height == 40
+    assert frame.schema["date"] == pl.Datetime("us", "UTC")
+    assert frame.schema["entities"] == pl.List(
+        pl.Struct(
+            {
+                "type": pl.String,
+                "offset": pl.Int64,
+                "length": pl.Int64,
+                "url": pl.String,
+                "user_id": pl.Int64,
+                "custom_emoji_id": pl.String,
+            }
+        )
+    )
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT post_id, typeof(date), typeof(year), typeof(month), typeof(post_id) FROM read_parquet("
+        f"'{out}/posts/**/*.parquet', hive_partitioning = true, hive_types = {{'year': SMALLINT, 'month': TINYINT}})"
+        " ORDER BY post_id"
+    ).fetchall()
+    assert [r[0] for r in rows] == list(range(1, 41))
+    assert set(r[1:] for r in rows) == {("TIMESTAMP WITH TIME ZONE", "SMALLINT", "TINYINT", "BIGINT")}
+    by_arrow = sorted(table.column("post_id").to_pylist())
+    assert by_arrow == sorted(frame["post_id"].to_list()) == [r[0] for r in rows]
+    first = table.filter(pa.compute.equal(table.column("post_id"), 3)).to_pylist()[0]
+    assert first["hashtags"] == ["news"] and first["urls"] == ["http://example.org/x"]
+    assert first["date"] == datetime.fromtimestamp(1704067200 + 9 * 86400, UTC)
+
+
+def test_parquet_files_are_sorted_and_carry_the_footer_key(tmp_path):
+    out = build(tmp_path)
+    files = sorted((out / "posts").rglob("*.parquet"))
+    assert files and all(f.name.startswith("part-") for f in files)
+    for path in files:
+        table = pq.read_table(path, partitioning=None)
+        ids = table.column("post_id").to_pylist()
+        assert ids == sorted(ids)
+        footer = json.loads(pq.read_metadata(path).metadata[b"tgexport"])
+        assert footer["version"] == "1.0" and len(footer["input"]["sha256"]) == 64
+        assert len(json.dumps(footer)) < 16 * 1024
+        assert "year" not in table.column_names
+    kv = duckdb.sql(f"SELECT count(*) FROM parquet_kv_metadata('{out}/posts/**/*.parquet') WHERE key = 'tgexport'")
+    assert kv.fetchall()[0][0] == len(files)
+    assert "tgexport" in pl.read_parquet_metadata(files[0])
+
+
+@pytest.mark.parametrize("to", ["jsonl", "jsonl.zst"])
+def test_jsonl_round_trip_matches_parquet(tmp_path, to):
+    parquet_out = build(tmp_path, name="p")
+    jsonl_out = build(tmp_path, to=to, name="j")
+    files = sorted((jsonl_out / "posts").rglob(f"*.{to}"))
+    assert files
+    rows = [row for f in files for row in read_jsonl(f)]
+    assert len(rows) == 40
+    first_line = files[0].read_bytes()
+    if to == "jsonl":
+        assert first_line.startswith(b'{"post_id":')
+    assert all(r["date"].endswith("Z") for r in rows)
+    assert all(isinstance(r["chat_id"], int) for r in rows)
+    table = ds.dataset(parquet_out / "posts", format="parquet", partitioning=PART).to_table()
+    by_id = {r["post_id"]: r for r in table.to_pylist()}
+    for row in rows:
+        expected = by_id[row["post_id"]]
+        assert row["text"] == expected["text"]
+        assert row["entities"] == expected["entities"]
+        assert row["date"] == expected["date"].strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_jsonl_partitions_read_by_duckdb_and_polars(tmp_path):
+    out = build(tmp_path, to="jsonl")
+    count = duckdb.sql(f"SELECT count(*) FROM read_json_auto('{out}/posts/**/*.jsonl', hive_partitioning = true)")
+    assert count.fetchall()[0][0] == 40
+    assert pl.read_ndjson(sorted((out / "posts").rglob("*.jsonl"))).height == 40
+
+
+def test_undated_posts_land_in_the_null_partition(tmp_path):
+    msg = message(5)
+    msg.pop("date_unixtime")
+    msg.pop("date")
+    msgs = [*good_messages(3), {**msg, "type": "service", "action": "pin_message", "actor": "A", "actor_id": "user1"}]
+    src = write_export(tmp_path / "result.json", msgs)
+    out = tmp_path / "ds"
+    report = convert(ConvertRequest(inputs=[str(src)], output=out))
+    # a message without any date is quarantined (date is required for tdesktop messages)
+    assert report.model.totals()["quarantined"] == 1
+
+
+def test_chat_partitioning(tmp_path):
+    out = build(tmp_path, partition_by=("chat", "year", "month"))
+    dirs = {p.name for p in (out / "posts").iterdir()}
+    assert dirs == {"chat=c1234567890"}
+    frame = pl.scan_parquet(out / "posts", hive_schema={"chat": pl.String, "year": pl.Int16, "month": pl.Int8})
+    assert frame.select(pl.len()).collect().item() == 40
