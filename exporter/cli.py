@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from . import __version__, converters, writers
-from .errors import TgExportError
+from .errors import TgExportError, UsageError
 from .executors import default_jobs
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
@@ -62,7 +62,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Dataset folder to create.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Dataset folder to create.")
+@click.option(
+    "--append",
+    "append_to",
+    type=click.Path(path_type=Path),
+    metavar="DATASET",
+    help="Add the inputs to an existing dataset (new evidence is merged; known inputs are skipped).",
+)
 @click.option(
     "--to", "to", type=click.Choice(writers.names()), default="parquet", show_default=True, help="Data file format."
 )
@@ -96,7 +103,8 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary on stderr.")
 def convert(
     inputs: tuple[str, ...],
-    output: Path,
+    output: Path | None,
+    append_to: Path | None,
     to: str,
     from_format: str | None,
     partition_by: str,
@@ -118,15 +126,22 @@ def convert(
       tgexport convert old_export/result.json -o dataset --tz Europe/Moscow
       tgexport convert dumps/ -o dataset --to jsonl.zst --partition-by chat,year,month
       tgexport convert result.json -o dataset --overwrite --jobs 2
+      tgexport convert next_month/result.json --append dataset
     """
     from .manifest import manifest_dict
     from .pipeline import ConvertRequest, parse_partition_by
     from .pipeline import convert as run_convert
     from .report import ProgressReporter, render_summary, stderr_console
 
+    if (output is None) == (append_to is None):
+        raise UsageError(
+            "give either -o DATASET (a new dataset) or --append DATASET (an existing one)",
+            hint="tgexport convert INPUT... -o DATASET",
+        )
     request = ConvertRequest(
         inputs=list(inputs),
-        output=output,
+        output=output or append_to,
+        append=append_to is not None,
         to=to,
         from_format=from_format,
         partition_by=parse_partition_by(partition_by),
@@ -140,7 +155,11 @@ def convert(
     with ProgressReporter(console, enabled=not quiet) as reporter:
         report = run_convert(request, reporter)
     if not quiet:
+        from .cli_stats import render_coverage
+        from .coverage import coverage
+
         render_summary(console, report)
+        render_coverage(console, coverage(report.output), detailed=False)
     if as_json:
         click.echo(json.dumps(manifest_dict(report.model), ensure_ascii=False, indent=2))
     sys.exit(report.exit_code)
@@ -148,17 +167,23 @@ def convert(
 
 @main.command()
 @click.option("--arrow", is_flag=True, help="Print the derived Arrow schema instead.")
-def schema(arrow: bool) -> None:
-    """Print the post record's JSON Schema (or the Arrow schema derived from it).
+@click.option("--markdown", is_flag=True, help="Print the data dictionary (codebook) as Markdown instead.")
+def schema(arrow: bool, markdown: bool) -> None:
+    """Print the post record's JSON Schema (or the Arrow schema or codebook derived from it).
 
     \b
     Examples:
       tgexport schema > post.schema.json
       tgexport schema --arrow
+      tgexport schema --markdown > docs/data-dictionary.md
     """
     from .schema import arrow_schema, load_schema
 
-    if arrow:
+    if markdown:
+        from .codebook import render_markdown
+
+        click.echo(render_markdown(), nl=False)
+    elif arrow:
         click.echo(arrow_schema().to_string(show_field_metadata=False, show_schema_metadata=False))
     else:
         click.echo(json.dumps(load_schema(), ensure_ascii=False, indent=2))
@@ -185,3 +210,12 @@ def formats(as_json: bool) -> None:
     click.echo("Output formats (--to):")
     for name in outputs:
         click.echo(f"  {name}")
+
+
+from .cli_stats import stats  # noqa: E402
+
+main.add_command(stats)
+
+from .cli_validate import validate  # noqa: E402
+
+main.add_command(validate)

@@ -76,13 +76,19 @@ class EscapeFixingReader:
 
     @staticmethod
     def _safe_cut(buffer: bytes) -> int:
-        """A cut point such that no escape sequence (or backslash run) straddles it."""
+        """A cut point such that no escape sequence straddles it and the run parity is kept.
+
+        The last backslash run near the end may start an escape: keep its last one (odd run)
+        or two (even run) backslashes for the next read. Pairs before them are literal `\\\\`
+        whatever follows, so a long run is never carried over as a whole.
+        """
         last = buffer.rfind(b"\\", max(0, len(buffer) - 8))
         if last < 0:
             return len(buffer)
-        while last > 0 and buffer[last - 1] == 0x5C:
-            last -= 1
-        return last
+        start = last
+        while start > 0 and buffer[start - 1] == 0x5C:
+            start -= 1
+        return start + 2 * ((last - start) // 2)
 
 
 def build_value(events: Iterator[tuple[str, Any]], first: tuple[str, Any], depth: int = 0) -> Any:

@@ -17,8 +17,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from . import __version__
 from .schema import PARTITION_TYPES, load_schema, schema_id, schema_sha256
+from .writers.jsonl import ZSTD_LEVEL
+from .writers.parquet import ROW_GROUP
 
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
@@ -65,13 +69,20 @@ def redact_command(argv: list[str], cwd: Path | None = None) -> list[str]:
             hide_next = not eq
             continue
         arg = re.sub(r"(?<=://)[^/@\s]+:[^/@\s]+@", "<redacted>@", arg)
-        if os.path.isabs(arg):
-            try:
-                arg = os.path.relpath(arg, cwd)
-            except ValueError:
-                arg = Path(arg).name
-        out.append(arg)
+        if option.startswith("--") and eq and os.path.isabs(value):
+            arg = f"{option}={relative_name(value, cwd)}"
+        out.append(relative_name(arg, cwd))
     return out
+
+
+def relative_name(path: str, cwd: Path | None = None) -> str:
+    """A path as recorded in metadata: absolute local paths made relative to the working folder."""
+    if not os.path.isabs(path):
+        return path
+    try:
+        return os.path.relpath(path, cwd or Path.cwd())
+    except ValueError:
+        return Path(path).name
 
 
 @dataclass
@@ -86,10 +97,29 @@ class InputRecord:
     quarantined: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    run_id: str = ""
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> InputRecord:
+        items = entry["items"]
+        return cls(
+            path=entry["path"],
+            sha256=entry["sha256"],
+            bytes=entry["bytes"],
+            format=entry["format"],
+            read=items["read"],
+            written=items["written"],
+            merged=items["merged"],
+            quarantined=items["quarantined"],
+            skipped=dict(entry.get("skipped_by_reason", {})),
+            quarantined_by_reason=dict(entry.get("quarantined_by_reason", {})),
+            run_id=entry.get("run_id", ""),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path,
+            "path": relative_name(self.path),
+            "run_id": self.run_id,
             "sha256": self.sha256,
             "bytes": self.bytes,
             "format": self.format,
@@ -118,6 +148,18 @@ class RunModel:
     files: list[dict[str, Any]]
     rejects: dict[str, Any] | None
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of an appended dataset
+
+    def run_entry(self) -> dict[str, Any]:
+        """This run as one entry of the manifest's `runs` history."""
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "started_at": rfc3339(self.started_at),
+            "finished_at": rfc3339(self.finished_at),
+            "inputs": [i.sha256 for i in self.inputs if i.run_id == self.run_id],
+            "rejects": self.rejects,
+        }
 
     def partitions(self) -> list[dict[str, Any]]:
         rows: Counter = Counter()
@@ -144,6 +186,19 @@ def _partition_order(key: tuple) -> tuple:
     return tuple((v is None, v if v is not None else 0) for _, v in key)
 
 
+def writer_settings(output_format: str) -> dict[str, Any]:
+    """How the data files were written (engine, compression, row groups), for byte-level reruns."""
+    if output_format == "parquet":
+        return {
+            "engine": "pyarrow",
+            "created_by": f"parquet-cpp-arrow version {pa.__version__}",
+            "compression": "zstd",
+            "max_rows_per_group": ROW_GROUP,
+        }
+    zst = output_format.endswith(".zst")
+    return {"engine": "orjson", "compression": "zstd" if zst else None, "level": ZSTD_LEVEL if zst else None}
+
+
 def manifest_dict(model: RunModel) -> dict[str, Any]:
     schema = load_schema()
     return {
@@ -163,11 +218,13 @@ def manifest_dict(model: RunModel) -> dict[str, Any]:
             "null_value": "__HIVE_DEFAULT_PARTITION__",
         },
         "sort_keys": ["chat_id", "chat_username", "post_id"],
+        "writer": writer_settings(model.output_format),
         "inputs": [i.to_dict() for i in model.inputs],
-        "skipped_inputs": model.skipped_inputs,
+        "skipped_inputs": [{**s, "path": relative_name(s["path"])} for s in model.skipped_inputs],
         "files": model.files,
         "partitions": model.partitions(),
         "rejects": model.rejects,
+        "runs": [*model.history, model.run_entry()],
         "totals": model.totals(),
     }
 

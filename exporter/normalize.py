@@ -262,3 +262,13 @@ def bare_chat_id(value: int) -> int:
         text = str(-value)
         return int(text[3:]) if text.startswith("100") and len(text) > 12 else -value
     return value
+
+
+def stamp_provenance(record: dict[str, Any], fmt: str, file: str, sha256: str, locator: str, run_id: str) -> None:
+    """Fill the provenance fields the pipeline owns (`source_*`, `run_id`, `sources`)."""
+    record["source_format"] = fmt
+    record["source_file"] = file
+    record["source_sha256"] = sha256
+    record["source_locator"] = locator
+    record["run_id"] = run_id
+    record["sources"] = [{"format": fmt, "file": file, "sha256": sha256, "locator": locator}]

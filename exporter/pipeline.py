@@ -7,6 +7,7 @@ read and writers only write. Nothing is printed: progress goes to a `Reporter`.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import shutil
@@ -17,14 +18,21 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from . import __version__, converters, writers
 from .converters.base import ConvertOptions
 from .errors import InputError, OutputError, TgExportError, UsageError
 from .executors import make_executor
 from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel, manifest_dict, now_utc, redact_command, write_json
+from .merge import merge_files
+from .provenance import write_documents
 from .schema import canonical_json, schema_id, schema_sha256
-from .sources import InputUnit, describe_head, discover, sniff
+from .sources import InputUnit, Skipped, describe_head, discover, skipped_summary, sniff
 from .task import TaskResult, TaskSpec, run_task
+from .writers.base import WriteJob, WrittenFile, describe
+from .writers.parquet import FOOTER_KEY
 
 PARTITION_KEYS = ("chat", "year", "month")
 ON_INVALID = ("quarantine", "fail", "skip")
@@ -53,6 +61,7 @@ class ConvertRequest:
     tz_name: str | None = None
     on_invalid: str = "quarantine"
     overwrite: bool = False
+    append: bool = False
     jobs: int = 1
     command: list[str] = field(default_factory=list)
 
@@ -95,6 +104,12 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
         converters.get(request.from_format)
     if request.on_invalid not in ON_INVALID:
         raise UsageError(f"--on-invalid {request.on_invalid!r}", hint="choose quarantine, fail or skip")
+    if request.append and request.overwrite:
+        raise UsageError("--append and --overwrite exclude each other", hint="pass one of them")
+    if request.append:
+        from .append import append_run
+
+        return append_run(request, reporter, options, started)
     output = request.output
     _check_output(output, request.overwrite)
     planned, skipped = _plan(request, reporter)
@@ -102,15 +117,79 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
     staging = _make_staging(output, run_id)
     try:
         results = _run_tasks(planned, request, options, staging, run_id, reporter)
-        model = _model(request, run_id, started, planned, results, skipped, staging)
-        write_json(staging / MANIFEST, manifest_dict(model))
-        _write_success(staging, run_id)
+        files = [(staging, f) for r in results for f in r.files]
+        reporter.stage("merging duplicates", None)
+        files = merge_into(files, {r.sha256: r for r in results}, run_id, request, _rewrite_in_place(request))
+        model = _model(request, run_id, started, results, files, skipped, staging)
+        write_metadata(staging, model)
         shutil.rmtree(staging / ".tasks", ignore_errors=True)
         _commit(staging, output, run_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return RunReport(model, output, results)
+
+
+def write_metadata(root: Path, model: RunModel) -> None:
+    """Every rendering of the run model, then `_SUCCESS` last."""
+    write_json(root / MANIFEST, manifest_dict(model))
+    write_documents(root, model)
+    _write_success(root, model.run_id)
+
+
+def merge_into(
+    files: list[tuple[Path, WrittenFile]],
+    counters: dict[str, Any],
+    run_id: str,
+    request: ConvertRequest,
+    rewrite: Callable[[Path, WrittenFile, pa.Table], WrittenFile | None],
+) -> list[tuple[Path, WrittenFile]]:
+    """Merge duplicates across `files`; update per-input counts; return the files that remain."""
+    paths = [root / f.path for root, f in files]
+    new_files: list[tuple[Path, WrittenFile] | None] = list(files)
+
+    def apply(index: int, table: pa.Table) -> None:
+        root, old = files[index]
+        written = rewrite(root, old, table)
+        new_files[index] = None if written is None else (root, written)
+
+    outcome = merge_files(paths, sum(f.rows for _, f in files), run_id, apply, keep_chat="chat" in request.partition_by)
+    for sha, count in outcome.merged_by_input.items():
+        counters[sha].merged += count
+        counters[sha].written -= count
+    return [f for f in new_files if f is not None]
+
+
+def _rewrite_in_place(request: ConvertRequest) -> Callable:
+    """Rewrite an affected file of the staging dataset under its own name."""
+
+    def rewrite(root: Path, old: WrittenFile, table: pa.Table) -> WrittenFile | None:
+        path = root / old.path
+        footer = read_footer(path)
+        path.unlink()
+        if table.num_rows == 0:
+            return None
+        return write_one(root, old, table, request.to, footer)
+
+    return rewrite
+
+
+def read_footer(path: Path) -> dict[str, Any]:
+    """The `tgexport` footer document of a Parquet data file ({} for JSONL)."""
+    if not path.name.endswith(".parquet"):
+        return {}
+    raw = (pq.read_metadata(path).metadata or {}).get(FOOTER_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def write_one(root: Path, old: WrittenFile, table: pa.Table, to: str, footer: dict[str, Any]) -> WrittenFile:
+    """Write `table` as the file `old.path` under `root` (same partition, same name)."""
+    stem = old.path.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+    (written,) = writers.get(to).write(WriteJob(root, stem, footer), [(old.partition, table)])
+    if written.path != old.path:
+        os.replace(root / written.path, root / old.path)
+        written = describe(root, root / old.path, old.partition, written.rows)
+    return written
 
 
 def _convert_options(request: ConvertRequest) -> ConvertOptions:
@@ -135,8 +214,9 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 
 def _plan(request: ConvertRequest, reporter: Reporter) -> tuple[list[Planned], list[dict[str, str]]]:
-    units = list(discover(request.inputs))
-    skipped: list[dict[str, str]] = []
+    found: list[Skipped] = []
+    units = list(discover(request.inputs, found))
+    skipped: list[dict[str, str]] = [{"path": s.display, "reason": s.reason} for s in found]
     chosen: list[tuple[InputUnit, str]] = []
     for unit in units:
         fmt = request.from_format or _detect(unit, skipped)
@@ -154,7 +234,7 @@ def _plan(request: ConvertRequest, reporter: Reporter) -> tuple[list[Planned], l
         planned.append(Planned(unit, fmt, digest))
     if not planned:
         raise InputError(
-            "nothing to convert: no input was recognised as a Telegram dump",
+            "nothing to convert: no input was recognised as a Telegram dump" + skipped_summary(skipped),
             hint="run `tgexport detect INPUT...` to see what each file looks like",
         )
     return planned, skipped
@@ -310,16 +390,8 @@ def _progress_channel(reporter: Reporter, inline: bool) -> tuple[Any, Callable[[
     return channel, stop
 
 
-def _model(
-    request: ConvertRequest,
-    run_id: str,
-    started: Any,
-    planned: list[Planned],
-    results: list[TaskResult],
-    skipped: list[dict[str, str]],
-    staging: Path,
-) -> RunModel:
-    inputs = [
+def _input_records(results: list[TaskResult]) -> list[InputRecord]:
+    return [
         InputRecord(
             path=r.display,
             sha256=r.sha256,
@@ -327,29 +399,45 @@ def _model(
             format=r.fmt,
             read=r.read,
             written=r.written,
+            merged=r.merged,
             quarantined=r.quarantined,
             skipped=dict(r.skipped),
             quarantined_by_reason=dict(r.reasons),
+            run_id=r.run_id,
         )
         for r in results
     ]
-    files = sorted((f.to_dict() for r in results for f in r.files), key=lambda f: f["path"])
+
+
+def _options(request: ConvertRequest) -> dict[str, Any]:
+    return {
+        "to": request.to,
+        "from": request.from_format,
+        "partition_by": list(request.partition_by),
+        "tz": request.tz_name,
+        "on_invalid": request.on_invalid,
+    }
+
+
+def _model(
+    request: ConvertRequest,
+    run_id: str,
+    started: Any,
+    results: list[TaskResult],
+    files: list[tuple[Path, WrittenFile]],
+    skipped: list[dict[str, str]],
+    staging: Path,
+) -> RunModel:
     return RunModel(
         run_id=run_id,
         command=redact_command(request.command),
-        options={
-            "to": request.to,
-            "from": request.from_format,
-            "partition_by": list(request.partition_by),
-            "tz": request.tz_name,
-            "on_invalid": request.on_invalid,
-        },
+        options=_options(request),
         started_at=started,
         finished_at=now_utc(),
         output_format=request.to,
         partition_by=request.partition_by,
-        inputs=inputs,
-        files=files,
+        inputs=_input_records(results),
+        files=sorted((f.to_dict() for _, f in files), key=lambda f: f["path"]),
         rejects=_gather_rejects(results, staging, run_id),
         skipped_inputs=skipped,
     )

@@ -1,24 +1,33 @@
-"""Input discovery: files and folders -> input units (one per file or archive member).
+"""Input discovery: files, folders and archives -> input units (one per file or archive member).
 
-Each unit can be opened as a fresh binary stream any number of times, is hashed from its
-bytes, and is given a format by content (`sniff`), never by its name.
+Each unit can be opened as a fresh binary stream any number of times (in any process: its
+opener is picklable), is hashed from its bytes, and is given a format by content (`sniff`),
+never by its name. Archives (zip, tar, gzip, zstd, nested) are recognised by their magic
+bytes and read as streams (`archives`); their members are shown as `a.zip!/inner/path`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from . import converters
+from . import archives, converters
+from .archive_streams import Limits, read_full
 from .errors import InputError
 
-HEAD_BYTES = 1 << 16
+HEAD_BYTES = archives.HEAD_BYTES
 MIN_CONFIDENCE = 0.5
+DESCRIBE_BYTES = 512  # what `describe_head` looks at; all a unit keeps of its head after the scan
+ESTIMATE_BYTES = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,24 +36,35 @@ class InputUnit:
 
     display: str  # as the user gave it; archive members as `a.zip!/inner/path`
     opener: Callable[[], BinaryIO] = field(repr=False)
-    size: int
-    explicit: bool = True  # named on the command line (vs found while walking a folder)
+    size: int  # bytes of the (decompressed) content; an estimate until hashed when not size_exact
+    explicit: bool = True  # named on the command line (vs found in a folder or an archive)
+    size_exact: bool = True
+    note: str | None = None  # e.g. an unsafe member name that was sanitized for display
+    digest: str | None = field(default=None, repr=False)  # sha256, when the scan already read it all
+    sniffed: tuple[str | None, float, bytes] | None = field(default=None, repr=False)
 
     def open(self) -> BinaryIO:
         return self.opener()
 
     def head(self) -> bytes:
         with self.open() as stream:
-            return stream.read(HEAD_BYTES)
+            return read_full(stream, HEAD_BYTES)
 
     def sha256(self, on_bytes: Callable[[int], None] | None = None) -> str:
-        digest = hashlib.sha256()
+        """Hex sha256 of the unit's bytes; also makes `size` exact."""
+        if self.digest is not None:
+            if on_bytes:
+                on_bytes(self.size)
+            return self.digest
+        digest, total = hashlib.sha256(), 0
         with self.open() as stream:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
+                total += len(chunk)
                 if on_bytes:
                     on_bytes(len(chunk))
-        return digest.hexdigest()
+        self.digest, self.size, self.size_exact = digest.hexdigest(), total, True
+        return self.digest
 
 
 @dataclass
@@ -55,14 +75,16 @@ class Skipped:
     reason: str
 
 
-def _file_unit(path: Path, display: str, explicit: bool) -> InputUnit:
-    return InputUnit(
-        display=display, opener=partial(open, str(path), "rb"), size=path.stat().st_size, explicit=explicit
-    )
+def discover(
+    inputs: list[str], skipped: list[Skipped] | None = None, limits: Limits | None = None
+) -> Iterator[InputUnit]:
+    """Units for the given paths: folders walked recursively in sorted order, archives opened.
 
-
-def discover(inputs: list[str]) -> Iterator[InputUnit]:
-    """Units for the given paths, folders walked recursively in sorted order."""
+    Archive members that cannot be read as they are (links, encrypted or special members,
+    archives nested too deep) are appended to `skipped` with a reason. Limits against
+    decompression bombs come from the environment unless given.
+    """
+    limits = limits or Limits.from_env()
     for given in inputs:
         path = Path(given)
         if not path.exists():
@@ -74,9 +96,9 @@ def discover(inputs: list[str]) -> Iterator[InputUnit]:
                     child = Path(root) / name
                     if name.startswith(".") or not child.is_file():
                         continue
-                    yield _file_unit(child, _display(given, child, path), explicit=False)
+                    yield from _units(child, _display(given, child, path), False, limits, skipped)
         elif path.is_file():
-            yield _file_unit(path, given, explicit=True)
+            yield from _units(path, given, True, limits, skipped)
         else:
             raise InputError(f"input is not a regular file or folder: {given}", hint="pass files or folders")
 
@@ -85,26 +107,153 @@ def _display(given: str, child: Path, base: Path) -> str:
     return str(Path(given) / child.relative_to(base))
 
 
-def sniff(unit: InputUnit) -> tuple[str | None, float, bytes]:
-    """Best (format, confidence) for a unit by content, and the head bytes it looked at."""
-    try:
-        head = unit.head()
-    except OSError as exc:
-        raise InputError(f"cannot read {unit.display}: {exc.strerror or exc}", hint="check file permissions") from None
-    name = unit.display.rsplit("/", 1)[-1]
+def _units(
+    path: Path, display: str, explicit: bool, limits: Limits, skipped: list[Skipped] | None
+) -> Iterator[InputUnit]:
+    for found in archives.walk(str(path), display, limits):
+        if isinstance(found, archives.Skip):
+            if skipped is not None:
+                skipped.append(Skipped(found.display, found.reason))
+            continue
+        if found.note:
+            log.info("%s: %s", found.display, found.note)
+        opener: Callable[[], BinaryIO]
+        if found.steps:
+            opener = archives.MemberOpener(str(path), found.steps, limits, display)
+        else:
+            opener = partial(open, str(path), "rb")
+        member = any(step.kind not in archives.COMPRESSORS for step in found.steps)
+        yield InputUnit(
+            display=found.display,
+            opener=opener,
+            size=found.size,
+            explicit=explicit and not member,
+            size_exact=found.size_exact,
+            note=found.note,
+            digest=found.sha256,
+            sniffed=_sniff_head(found.head, found.display),
+        )
+
+
+def _sniff_head(head: bytes, display: str) -> tuple[str | None, float, bytes]:
+    name = display.rsplit("/", 1)[-1]
     best, score = None, 0.0
     for conv in converters.all_converters():
         confidence = conv.sniff(head, name)
         if confidence > score:
             best, score = conv.name, confidence
-    return (best, score, head) if score >= MIN_CONFIDENCE else (None, score, head)
+    return (best if score >= MIN_CONFIDENCE else None), score, head[:DESCRIBE_BYTES]
+
+
+def sniff(unit: InputUnit) -> tuple[str | None, float, bytes]:
+    """Best (format, confidence) for a unit by content, and (the start of) the head it looked at."""
+    if unit.sniffed is not None:
+        return unit.sniffed
+    try:
+        head = unit.head()
+    except OSError as exc:
+        raise InputError(f"cannot read {unit.display}: {exc.strerror or exc}", hint="check file permissions") from None
+    return _sniff_head(head, unit.display)
 
 
 def describe_head(head: bytes) -> str:
     """A short, printable description of what a file starts with."""
     if not head:
         return "an empty file"
-    if b"\x00" in head[:512]:
+    if b"\x00" in head[:DESCRIBE_BYTES]:
         return "binary data"
     text = head[:60].decode("utf-8", errors="replace").strip().replace("\n", " ")
     return f"text starting with {text!r}"
+
+
+def unrecognised_reason(head: bytes) -> str:
+    return f"not a recognised Telegram dump ({describe_head(head)})"
+
+
+def skipped_summary(skipped: list[dict[str, str]]) -> str:
+    """` (3 skipped; first: a.zip!/x.json: encrypted zip member ...)`, or "" when none were."""
+    if not skipped:
+        return ""
+    first = skipped[0]
+    return f" ({len(skipped)} skipped; first: {first['path']}: {first['reason']})"
+
+
+# Item markers for `detect` estimates: one match per item the converter will read.
+ITEM_MARKERS: dict[str, re.Pattern[bytes]] = {
+    "tdesktop-json": re.compile(rb'"type"\s*:\s*"(?:message|service)"'),
+    "tdesktop-html": re.compile(rb'class="message (?:default|service)'),
+    "tme-html": re.compile(rb'data-post="'),
+    "telethon-json": re.compile(rb'"_"\s*:\s*"Message(?:Service|Empty)?"'),
+    "snscrape-jsonl": re.compile(rb'"_type"\s*:\s*"snscrape\.modules\.telegram\.TelegramPost"'),
+    "tgdataset": re.compile(rb'"date"\s*:'),
+}
+FALLBACK_MARKER = re.compile(rb'"id"\s*:')
+ONE_ITEM_FORMATS = ("mirror",)  # one post per page
+
+
+def estimate_items(unit: InputUnit, fmt: str) -> tuple[int, str]:
+    """A cheap item count: (count, basis).
+
+    Counts the format's item marker in the first MiB of the (decompressed) unit. `counted`:
+    the unit is no larger, so every marker was counted; `extrapolated`: scaled by the share
+    of the unit (or of its compressed bytes) that MiB was; `lower bound`: the share is unknown
+    (compressed data nested in compressed data).
+    """
+    if fmt in ONE_ITEM_FORMATS:
+        return 1, "counted"
+    with unit.open() as stream:
+        sample = read_full(stream, ESTIMATE_BYTES + 1)
+        fraction = _fraction_read(unit, stream)
+    count = len(ITEM_MARKERS.get(fmt, FALLBACK_MARKER).findall(sample[:ESTIMATE_BYTES]))
+    if len(sample) <= ESTIMATE_BYTES:
+        return count, "counted"
+    if not fraction:
+        return count, "lower bound"
+    return max(count, round(count / fraction)), "extrapolated"
+
+
+def _fraction_read(unit: InputUnit, stream: Any) -> float | None:
+    if unit.size_exact and unit.size:
+        return min(ESTIMATE_BYTES / unit.size, 1.0)
+    fraction_read = getattr(stream, "fraction_read", None)
+    return fraction_read() if fraction_read else None
+
+
+@dataclass
+class Detection:
+    """What `detect` found for one input unit (or one skipped archive member)."""
+
+    path: str
+    status: str  # recognised | unrecognised | skipped
+    format: str | None = None
+    confidence: float | None = None
+    items: int | None = None
+    items_basis: str | None = None
+    bytes: int | None = None
+    bytes_exact: bool | None = None
+    reason: str | None = None
+    note: str | None = None
+
+
+def detect_inputs(inputs: list[str], limits: Limits | None = None) -> list[Detection]:
+    """Format, confidence and an item estimate per input unit, in discovery order. Writes nothing."""
+    found: list[Skipped] = []
+    rows: list[Detection] = []
+    for unit in discover(inputs, found, limits):
+        rows.extend(Detection(s.display, "skipped", reason=s.reason) for s in found)
+        found.clear()
+        rows.append(_detect_unit(unit))
+    rows.extend(Detection(s.display, "skipped", reason=s.reason) for s in found)
+    return rows
+
+
+def _detect_unit(unit: InputUnit) -> Detection:
+    fmt, score, head = sniff(unit)
+    row = Detection(unit.display, "unrecognised", None, round(score, 2), bytes=unit.size, note=unit.note)
+    row.bytes_exact = unit.size_exact
+    if fmt is None:
+        row.reason = unrecognised_reason(head)
+        return row
+    row.status, row.format = "recognised", fmt
+    row.items, row.items_basis = estimate_items(unit, fmt)
+    return row

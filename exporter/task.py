@@ -21,6 +21,7 @@ from . import converters, validate, writers
 from .arrowbuild import records_to_table
 from .converters.base import ConvertOptions, Item, SourceRef
 from .errors import TgExportError
+from .normalize import stamp_provenance
 from .sources import InputUnit
 from .spill import PartitionSpill
 from .writers.base import WriteJob, WrittenFile
@@ -63,6 +64,8 @@ class TaskResult:
     read: int = 0
     written: int = 0
     quarantined: int = 0
+    merged: int = 0
+    run_id: str = ""
     skipped: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
     files: list[WrittenFile] = field(default_factory=list)
@@ -93,7 +96,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     work = spec.root / ".tasks" / spec.short
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    result = TaskResult(spec.index, spec.unit.display, spec.fmt, spec.sha256, spec.unit.size)
+    result = TaskResult(spec.index, spec.unit.display, spec.fmt, spec.sha256, spec.unit.size, run_id=spec.run_id)
     spill = PartitionSpill(work / "spill", spec.partition_by)
     source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
     rejects_path = work / "rejects.jsonl"
@@ -139,11 +142,7 @@ def _route(item: Item, spec: TaskSpec, result: TaskResult, batch: list, rejects:
 
 
 def _stamp(record: dict[str, Any], item: Item, spec: TaskSpec) -> None:
-    record["source_format"] = spec.fmt
-    record["source_file"] = spec.unit.display
-    record["source_sha256"] = spec.sha256
-    record["source_locator"] = item.locator
-    record["run_id"] = spec.run_id
+    stamp_provenance(record, spec.fmt, spec.unit.display, spec.sha256, item.locator, spec.run_id)
 
 
 def _reject(item: Item, problems: list[str], spec: TaskSpec, result: TaskResult, rejects: Any) -> None:

@@ -20,7 +20,7 @@ from exporter.converters import get
 from exporter.converters.base import ConvertOptions, SourceRef
 
 FIXTURES = Path(__file__).parent / "fixtures"
-PROVENANCE = ("source_format", "source_file", "source_sha256", "source_locator", "run_id")
+PROVENANCE = ("source_format", "source_file", "source_sha256", "source_locator", "run_id", "sources")
 
 
 def convert_fixture(fmt: str, path: Path, options: ConvertOptions | None = None) -> list[dict[str, Any]]:

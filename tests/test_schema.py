@@ -10,7 +10,7 @@ import pyarrow as pa
 from exporter import schema, validate
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).parent / "golden" / "post-1.0.0.arrow.txt"
+GOLDEN = Path(__file__).parent / "golden" / "post-1.1.0.arrow.txt"
 
 
 def _objects(node, path="#"):
@@ -53,7 +53,7 @@ def test_arrow_schema_is_derived_with_design_type_rules():
 
 def test_arrow_schema_matches_golden_snapshot():
     text = schema.arrow_schema().to_string(show_field_metadata=False, show_schema_metadata=False)
-    assert text + "\n" == GOLDEN.read_text(encoding="utf-8"), "regenerate tests/golden/post-1.0.0.arrow.txt"
+    assert text + "\n" == GOLDEN.read_text(encoding="utf-8"), "regenerate tests/golden/post-1.1.0.arrow.txt"
 
 
 def test_schema_found_from_editable_install():

@@ -10,6 +10,12 @@ from .base import Converter
 # One module per format, in the order `tgexport formats` lists them.
 _MODULES = {
     "tdesktop-json": "tdesktop_json",
+    "tdesktop-html": "tdesktop_html",
+    "telethon-json": "telethon_json",
+    "tme-html": "tme_html",
+    "mirror": "mirror",
+    "snscrape-jsonl": "snscrape_jsonl",
+    "tgdataset": "tgdataset",
 }
 
 

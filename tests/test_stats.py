@@ -1,0 +1,90 @@
+"""The coverage report: planted gaps are found; warnings; JSON and text output."""
+
+import json
+
+from click.testing import CliRunner
+from helpers import message, write_export
+
+from exporter.cli import main
+from exporter.coverage import coverage
+from exporter.pipeline import ConvertRequest, convert
+
+DAY = 86400
+START = 1704067200  # 2024-01-01
+
+
+def planted(tmp_path):
+    ids = [*range(1, 11), *range(15, 21), *range(101, 106)]  # gaps 11–14 (4) and 21–100 (80)
+    msgs = [message(i, START + i * DAY // 2) for i in ids]
+    msgs.append(
+        {
+            **message(106, START + 60 * DAY),
+            "type": "service",
+            "action": "pin_message",
+            "actor": "Example",
+            "actor_id": "channel1234567890",
+        }
+    )
+    src = write_export(tmp_path / "result.json", msgs)
+    convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds"))
+    return tmp_path / "ds"
+
+
+def test_coverage_finds_planted_gaps(tmp_path):
+    report = coverage(planted(tmp_path))
+    (chat,) = report["chats"]
+    assert chat["chat"] == "c1234567890" and chat["posts"] == 22
+    assert (chat["min_id"], chat["max_id"], chat["missing_ids"], chat["gap_count"]) == (1, 106, 84, 2)
+    assert chat["largest_gaps"] == [{"from": 21, "to": 100, "missing": 80}, {"from": 11, "to": 14, "missing": 4}]
+    assert chat["missing_share"] == round(84 / 106, 4)
+    assert chat["service_share"] == round(1 / 22, 4)
+    assert sum(chat["posts_per_month"].values()) == 22
+    assert chat["null_share"]["views"] == 1.0 and "post_id" not in chat["null_share"]
+
+
+def test_stats_command_text_and_json(tmp_path):
+    root = planted(tmp_path)
+    runner = CliRunner()
+    text = runner.invoke(main, ["stats", str(root)])
+    assert text.exit_code == 0 and "21–100 (80)" in text.stdout and "84 (79.2%)" in text.stdout
+    data = json.loads(runner.invoke(main, ["stats", str(root), "--json"]).stdout)
+    assert data["chats"][0]["gap_count"] == 2
+    missing = runner.invoke(main, ["stats", str(tmp_path)])
+    assert missing.exit_code == 2 and "not a tgexport dataset" in missing.stderr
+
+
+def test_convert_prints_coverage_at_the_end(tmp_path):
+    src = write_export(tmp_path / "result.json", [message(1, START), message(5, START + DAY)])
+    result = CliRunner().invoke(main, ["convert", str(src), "-o", str(tmp_path / "ds")])
+    assert result.exit_code == 0 and "coverage per chat" in result.stderr and "3 (60.0%)" in result.stderr
+
+
+def test_full_account_left_chat_and_own_messages_warnings(tmp_path):
+    def chat(name, kind, cid, sender):
+        return {
+            "name": name,
+            "type": kind,
+            "id": cid,
+            "messages": [message(i, START + i, from_id=sender) for i in (1, 2, 3)],
+        }
+
+    doc = {
+        "about": "x",
+        "personal_information": {"user_id": 42},
+        "chats": {
+            "about": "x",
+            "list": [
+                chat("Group A", "private_supergroup", 11, "user42"),
+                chat("Group B", "private_supergroup", 12, None),
+            ],
+        },
+        "left_chats": {"about": "x", "list": [chat("Old group", "private_group", 13, "user42")]},
+    }
+    doc["chats"]["list"][1]["messages"] = [message(i, START + i, from_id=f"user{i}") for i in (1, 2, 3)]
+    src = tmp_path / "result.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds"))
+    warnings = coverage(tmp_path / "ds")["warnings"]
+    assert any(w.startswith("c11: every message has the same sender") for w in warnings)
+    assert any(w.startswith("c13: left chat") for w in warnings)
+    assert not any(w.startswith("c12") for w in warnings)
