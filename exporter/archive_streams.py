@@ -24,7 +24,7 @@ from .errors import InputError, UsageError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 CHUNK = 1 << 20  # most bytes a layer hands out per read, so limits are checked at least this often
-PIECE = 1 << 15  # compressed bytes fed per read, so the ratio check sees what was really consumed
+PIECE = 1 << 12  # compressed bytes fed per read, so the ratio check sees what was really consumed
 TAIL = 4 << 20  # end of a re-opened stream kept in memory (a zip's central directory lives there)
 
 ENV_MAX_EXPAND = "TGEXPORT_MAX_EXPAND"
@@ -100,7 +100,8 @@ class Limits:
         how = "declares that it expands" if declared else "expands"
         if self.max_expand and produced > self.max_expand:
             raise InputError(
-                f"{label} {how} beyond {format_size(self.max_expand)} when decompressed; stopped (a decompression bomb?)",
+                f"{label} {how} beyond {format_size(self.max_expand)} when decompressed; "
+                "stopped (a decompression bomb?)",
                 hint=f"if the archive is genuine, raise the limit: {ENV_MAX_EXPAND}=100GiB (0 = no limit)",
                 limit=self.max_expand,
             )
@@ -393,4 +394,3 @@ class Reopening:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -23,7 +23,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -183,6 +183,10 @@ def _open_tar(source: Any, label: str) -> tarfile.TarFile:
         raise damaged(label, "tar archive", exc) from None
 
 
+def _tar_member(tf: tarfile.TarFile, info: tarfile.TarInfo, label: str, limits: Limits) -> Guard:
+    return Guard(tf.extractfile(info), label, limits, "tar member", lambda: info.size)
+
+
 def _tar_members(tf: tarfile.TarFile, label: str) -> Iterator[tuple[int, tarfile.TarInfo]]:
     members = iter(tf)
     index = 0
@@ -217,7 +221,7 @@ def open_chain(path: str, steps: tuple[Step, ...], limits: Limits, root: str) ->
             stream = stack.enter_context(Reopening(MemberOpener(path, steps[:start], limits, root)))
             size = None
         else:
-            stream = stack.enter_context(open(path, "rb"))
+            stream = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (closed by the stack)
             size = os.fstat(stream.fileno()).st_size
         progress = None
         for depth in range(start, len(steps)):
@@ -241,7 +245,7 @@ def open_chain(path: str, steps: tuple[Step, ...], limits: Limits, root: str) ->
                 found = next((i for n, i in _tar_members(tf, parent) if n == step.index), None)
                 if found is None or found.name != step.name or not found.isreg():
                     raise _changed(parent)
-                stream, size = stack.enter_context(closing(tf.extractfile(found))), found.size
+                stream, size = stack.enter_context(_tar_member(tf, found, label, limits)), found.size
         return Top(stream, stack, chain_display(root, steps), progress)
     except BaseException:
         stack.close()
@@ -331,9 +335,9 @@ class _Walker:
                 elif not info.isreg():
                     yield Skip(shown, "special file (device or fifo) inside a tar archive; not read")
                 else:
-                    member = tf.extractfile(info)
-                    step = Step("tar", index, info.name)
-                    yield from self.entity(member, (*steps, step), shown, info.size, True, True, note)
+                    with _tar_member(tf, info, shown, self.limits) as member:
+                        step = Step("tar", index, info.name)
+                        yield from self.entity(member, (*steps, step), shown, info.size, True, True, note)
 
     def zip(self, source: Any, steps: tuple[Step, ...], display: str, hash_now: bool) -> Iterator[Leaf | Skip]:
         with _open_zip(source, display) as zf:
@@ -351,4 +355,3 @@ class _Walker:
                 step = Step("zip", index, info.filename)
                 with _zip_member(zf, info, shown, self.limits) as member:
                     yield from self.entity(member, (*steps, step), shown, info.file_size, True, hash_now, note)
-

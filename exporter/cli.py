@@ -219,3 +219,7 @@ main.add_command(stats)
 from .cli_validate import validate  # noqa: E402
 
 main.add_command(validate)
+
+from .cli_detect import detect  # noqa: E402
+
+main.add_command(detect)

@@ -139,10 +139,13 @@ def _gaps(ids: pa.Array) -> dict[str, Any]:
     }
 
 
-def _chat_key(chat_id: Any, username: Any) -> str:
+def _chat_key(chat_id: Any, username: Any, title: Any) -> str:
+    """Username, else `c<id>`, else the title (HTML exports know no id), else unknown."""
     if username:
         return username
-    return f"c{chat_id}" if chat_id is not None else "(unknown chat)"
+    if chat_id is not None:
+        return f"c{chat_id}"
+    return f"title:{title}" if title else "(unknown chat)"
 
 
 def coverage(root: Path) -> dict[str, Any]:
@@ -160,9 +163,12 @@ def coverage(root: Path) -> dict[str, Any]:
             if row["chat_id"] is not None:
                 usernames[row["chat_id"]] = row["chat_username"]
         keys = [
-            _chat_key(cid, name or usernames.get(cid))
-            for cid, name in zip(
-                table.column("chat_id").to_pylist(), table.column("chat_username").to_pylist(), strict=True
+            _chat_key(cid, name or usernames.get(cid), title)
+            for cid, name, title in zip(
+                table.column("chat_id").to_pylist(),
+                table.column("chat_username").to_pylist(),
+                table.column("chat_title").to_pylist(),
+                strict=True,
             )
         ]
         key_array = pa.array(keys, pa.string())

@@ -156,17 +156,21 @@ def absolute_url(url: str) -> str:
 
 
 def extract_hashtags(text: str, entities: Sequence[dict[str, Any]] | None = None) -> list[str]:
-    """Hashtags without `#`, in order; from hashtag entities when there are any, else the text."""
-    if entities:
+    """Hashtags without `#`, in order.
+
+    `entities` is the source's complete entity list (Telegram marks every hashtag, so a `#`
+    without an entity is not one: "price #1"); pass None when the source has no entities, and
+    hashtags are then recognised in the text.
+    """
+    if entities is not None:
         tags = [text[e["offset"] : e["offset"] + e["length"]].lstrip("#") for e in entities if e["type"] == "hashtag"]
-        if tags:
-            return [t for t in tags if t]
+        return [t for t in tags if t]
     return HASHTAG_RE.findall(text)
 
 
 def extract_mentions(text: str, entities: Sequence[dict[str, Any]] | None = None) -> list[str]:
-    """Usernames without `@`, lowercase, in order, without duplicates."""
-    if entities:
+    """Usernames without `@`, lowercase, in order, without duplicates (entities as for hashtags)."""
+    if entities is not None:
         found = [text[e["offset"] : e["offset"] + e["length"]].lstrip("@") for e in entities if e["type"] == "mention"]
     else:
         found = MENTION_RE.findall(text)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from . import archives, converters
 from .archive_streams import Limits, read_full
@@ -191,32 +191,34 @@ FALLBACK_MARKER = re.compile(rb'"id"\s*:')
 ONE_ITEM_FORMATS = ("mirror",)  # one post per page
 
 
-def estimate_items(unit: InputUnit, fmt: str) -> tuple[int, str]:
-    """A cheap item count: (count, basis).
+@dataclass
+class ItemEstimate:
+    items: int
+    basis: str  # counted | extrapolated | lower bound
+    size: int | None = None  # (decompressed) bytes of the unit, when the estimate learned them
 
-    Counts the format's item marker in the first MiB of the (decompressed) unit. `counted`:
-    the unit is no larger, so every marker was counted; `extrapolated`: scaled by the share
-    of the unit (or of its compressed bytes) that MiB was; `lower bound`: the share is unknown
+
+def estimate_items(unit: InputUnit, fmt: str) -> ItemEstimate:
+    """A cheap item count, from the first MiB of the (decompressed) unit only.
+
+    Counts the format's item marker (`ITEM_MARKERS`). Basis `counted`: the unit is no larger
+    than that MiB, so every marker was counted; `extrapolated`: the count scaled by the share
+    of the unit (or of its compressed bytes) that MiB was; `lower bound`: that share is unknown
     (compressed data nested in compressed data).
     """
     if fmt in ONE_ITEM_FORMATS:
-        return 1, "counted"
+        return ItemEstimate(1, "counted")
     with unit.open() as stream:
         sample = read_full(stream, ESTIMATE_BYTES + 1)
-        fraction = _fraction_read(unit, stream)
+        from_stream = None if unit.size_exact else getattr(stream, "fraction_read", lambda: None)()
     count = len(ITEM_MARKERS.get(fmt, FALLBACK_MARKER).findall(sample[:ESTIMATE_BYTES]))
     if len(sample) <= ESTIMATE_BYTES:
-        return count, "counted"
-    if not fraction:
-        return count, "lower bound"
-    return max(count, round(count / fraction)), "extrapolated"
-
-
-def _fraction_read(unit: InputUnit, stream: Any) -> float | None:
+        return ItemEstimate(count, "counted", len(sample))
     if unit.size_exact and unit.size:
-        return min(ESTIMATE_BYTES / unit.size, 1.0)
-    fraction_read = getattr(stream, "fraction_read", None)
-    return fraction_read() if fraction_read else None
+        return ItemEstimate(max(count, round(count * unit.size / ESTIMATE_BYTES)), "extrapolated")
+    if not from_stream:
+        return ItemEstimate(count, "lower bound")
+    return ItemEstimate(max(count, round(count / from_stream)), "extrapolated", round(len(sample) / from_stream))
 
 
 @dataclass
@@ -254,6 +256,8 @@ def _detect_unit(unit: InputUnit) -> Detection:
     if fmt is None:
         row.reason = unrecognised_reason(head)
         return row
-    row.status, row.format = "recognised", fmt
-    row.items, row.items_basis = estimate_items(unit, fmt)
+    estimate = estimate_items(unit, fmt)
+    row.status, row.format, row.items, row.items_basis = "recognised", fmt, estimate.items, estimate.basis
+    if not unit.size_exact and estimate.size is not None:
+        row.bytes, row.bytes_exact = estimate.size, estimate.basis == "counted"
     return row

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import validate
@@ -74,13 +76,26 @@ def validate_dataset(root: Path, sample: int | None = None) -> DatasetReport:
     manifest, manifest_bytes = load_manifest(root)
     report = DatasetReport(root=str(root), run_id=manifest.get("run_id"))
     check_metadata(root, manifest, manifest_bytes, report)
-    check_totals(manifest, report)
-    for entry in manifest.get("files", []):
+    files = well_formed(manifest, "files", report)
+    check_totals(manifest, files, report)
+    for entry in files:
         check_data_file(root, entry, sample, report)
     for entry in rejects_entries(manifest):
         check_plain_file(root, entry, report)
-    check_extra_files(root, manifest, report)
+    check_extra_files(root, files, rejects_entries(manifest), report)
     return report
+
+
+def well_formed(manifest: dict[str, Any], key: str, report: DatasetReport) -> list[dict[str, Any]]:
+    """The entries of a manifest list that name a path; the others are reported."""
+    entries = manifest.get(key)
+    if not isinstance(entries, list):
+        report.add("manifest", MANIFEST, f"`{key}` is missing or not a list")
+        return []
+    good = [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
+    if len(good) != len(entries):
+        report.add("manifest", MANIFEST, f"{len(entries) - len(good)} entries of `{key}` have no path")
+    return good
 
 
 def load_manifest(root: Path) -> tuple[dict[str, Any], bytes]:
@@ -145,9 +160,8 @@ def _file_object(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(d for d in doc["distribution"] if d.get("@id") == name)
 
 
-def check_totals(manifest: dict[str, Any], report: DatasetReport) -> None:
-    files = manifest.get("files", [])
-    rows = sum(f.get("rows", 0) for f in files)
+def check_totals(manifest: dict[str, Any], files: list[dict[str, Any]], report: DatasetReport) -> None:
+    rows = sum(f.get("rows") or 0 for f in files)
     totals = manifest.get("totals", {})
     if totals.get("rows") != rows or totals.get("files") != len(files):
         report.add(
@@ -160,10 +174,9 @@ def check_totals(manifest: dict[str, Any], report: DatasetReport) -> None:
 
 def rejects_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The quarantine files of the last run and of earlier (appended) runs."""
-    found = [run["rejects"] for run in manifest.get("runs", []) if run.get("rejects")]
-    if manifest.get("rejects"):
-        found.append(manifest["rejects"])
-    return list({r["path"]: r for r in found}.values())
+    found = [run.get("rejects") for run in manifest.get("runs", []) if isinstance(run, dict)]
+    found.append(manifest.get("rejects"))
+    return list({r["path"]: r for r in found if isinstance(r, dict) and isinstance(r.get("path"), str)}.values())
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -195,7 +208,7 @@ def check_data_file(root: Path, entry: dict[str, Any], sample: int | None, repor
     if not (root / rel).is_file():
         return
     try:
-        rows = read_rows(root / rel)
+        rows = DataRows(root / rel)
     except Exception as exc:  # a damaged file can fail in many ways inside pyarrow / zstd / orjson
         report.add("unreadable-file", rel, f"cannot be read: {type(exc).__name__}: {exc}")
         return
@@ -204,7 +217,7 @@ def check_data_file(root: Path, entry: dict[str, Any], sample: int | None, repor
         report.add("row-count", rel, f"holds {len(rows)} rows, the manifest says {entry.get('rows')}")
     if rel.endswith(".parquet") and (problem := parquet_schema_problem(root / rel)):
         report.add("schema", rel, problem)
-    check_partition(rel, entry.get("partition", {}), rows, report)
+    check_partition(rel, entry.get("partition", {}), rows.key_values(), report)
     check_rows(rel, rows, sample, report)
 
 
@@ -221,11 +234,40 @@ def parquet_schema_problem(path: Path) -> str | None:
     return f"columns differ from the schema: missing {missing}, extra {extra}, other type or nullability {changed}"
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """A data file's rows as JSON-like dicts (timestamps back to RFC 3339 `Z` strings)."""
-    if path.name.endswith(".parquet"):
-        return [_json_row(row) for row in pq.ParquetFile(path).read().to_pylist()]
-    return read_jsonl(path)
+class DataRows:
+    """A data file's rows: Parquet stays columnar until records are asked for; JSONL is parsed once."""
+
+    KEY_COLUMNS = ("post_id", "date", "chat_id", "chat_username")
+
+    def __init__(self, path: Path) -> None:
+        self.table: pa.Table | None = None
+        self.rows: list[dict[str, Any]] = []
+        if path.name.endswith(".parquet"):
+            self.table = pq.ParquetFile(path).read()
+        else:
+            self.rows = read_jsonl(path)
+
+    def __len__(self) -> int:
+        return self.table.num_rows if self.table is not None else len(self.rows)
+
+    def key_values(self) -> list[dict[str, Any]]:
+        """Post id, date (RFC 3339) and chat of every row: what its partition depends on."""
+        if self.table is None:
+            return [{k: row.get(k) for k in self.KEY_COLUMNS} for row in self.rows]
+        return [_json_row(row) for row in self.table.select(list(self.KEY_COLUMNS)).to_pylist()]
+
+    def records(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, record as a JSON-like dict) for each index, timestamps as RFC 3339 `Z` strings."""
+        if self.table is None:
+            yield from ((i, self.rows[i]) for i in indices)
+        elif len(indices) == self.table.num_rows:
+            index = 0
+            for batch in self.table.to_batches(max_chunksize=10_000):
+                for row in batch.to_pylist():
+                    yield index, _json_row(row)
+                    index += 1
+        else:
+            yield from zip(indices, map(_json_row, self.table.take(list(indices)).to_pylist()), strict=True)
 
 
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -236,25 +278,23 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def sample_indices(total: int, sample: int | None) -> range | list[int]:
+def sample_indices(total: int, sample: int | None) -> Sequence[int]:
     """All rows, or `sample` evenly spaced ones (deterministic)."""
     if sample is None or sample >= total:
         return range(total)
     return sorted({i * total // sample for i in range(sample)})
 
 
-def check_rows(rel: str, rows: list[dict[str, Any]], sample: int | None, report: DatasetReport) -> None:
+def check_rows(rel: str, rows: DataRows, sample: int | None, report: DatasetReport) -> None:
     bad = 0
-    for index in sample_indices(len(rows), sample):
+    for index, record in rows.records(sample_indices(len(rows), sample)):
         report.rows_validated += 1
-        if validate.is_valid(rows[index]):
+        if validate.is_valid(record):
             continue
         bad += 1
         if bad <= MAX_ROW_FINDINGS:
-            reasons = "; ".join(validate.violations(rows[index])[:3])
-            report.add(
-                "schema", rel, f"row {index} (post_id {rows[index].get('post_id')}) violates the schema: {reasons}"
-            )
+            reasons = "; ".join(validate.violations(record)[:3])
+            report.add("schema", rel, f"row {index} (post_id {record.get('post_id')}) violates the schema: {reasons}")
     if bad > MAX_ROW_FINDINGS:
         report.add("schema", rel, f"… and {bad - MAX_ROW_FINDINGS} more rows that violate the schema")
 
@@ -281,13 +321,14 @@ def path_partition(rel: str) -> dict[str, Any]:
 def row_partition(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     """The partition a row belongs in, from its UTC date and its chat."""
     date = row.get("date")
-    moment = datetime.fromisoformat(date.replace("Z", "+00:00")).astimezone(UTC) if date else None
-    chat = row.get("chat_username") or (f"c{row['chat_id']}" if row.get("chat_id") is not None else None)
-    known = {
-        "year": moment.year if moment else None,
-        "month": moment.month if moment else None,
-        "chat": chat,
-    }
+    known: dict[str, Any] = {"year": None, "month": None}
+    if date is not None:
+        try:
+            moment = datetime.fromisoformat(str(date).replace("Z", "+00:00")).astimezone(UTC)
+            known = {"year": moment.year, "month": moment.month}
+        except ValueError:
+            known = {"year": "?", "month": "?"}  # not a date: the schema check reports it too
+    known["chat"] = row.get("chat_username") or (f"c{row['chat_id']}" if row.get("chat_id") is not None else None)
     return {k: known.get(k) for k in keys}
 
 
@@ -315,10 +356,11 @@ def _label(values: dict[str, Any]) -> str:
 # --- extra files ----------------------------------------------------------------------------
 
 
-def check_extra_files(root: Path, manifest: dict[str, Any], report: DatasetReport) -> None:
+def check_extra_files(
+    root: Path, files: list[dict[str, Any]], rejects: list[dict[str, Any]], report: DatasetReport
+) -> None:
     known = {MANIFEST, SUCCESS, DATAPACKAGE, CROISSANT}
-    known |= {f["path"] for f in manifest.get("files", [])}
-    known |= {r["path"] for r in rejects_entries(manifest)}
+    known |= {f["path"] for f in files} | {r["path"] for r in rejects}
     for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
         rel = path.relative_to(root).as_posix()
         if rel in known:

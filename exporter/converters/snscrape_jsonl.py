@@ -99,13 +99,11 @@ class PeekReader:
 
 
 def exact_int(value: Any) -> int | None:
-    """An id as int: ints and digit strings only; never a float (it may have lost digits)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    """An int64 from an int or a digit string; never from a float (it may have lost digits)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,19}\s*", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-        return int(value)
     return None
 
 
@@ -209,9 +207,9 @@ def post_item(obj: dict, locator: str, titles: dict[str, str]) -> Item:
     rec = norm.empty_record()
     url = obj.get("url")
     match = POST_URL_RE.match(url) if isinstance(url, str) else None
-    if not match:
+    if not match or exact_int(match.group(2)) is None:
         return Item(locator, obj, None, [f"url: not a t.me post link: {url!r}"])
-    username, rec["post_id"] = match.group(1).lower(), int(match.group(2))
+    username, rec["post_id"] = match.group(1).lower(), exact_int(match.group(2))
     rec["chat_username"] = username
     rec["chat_title"] = titles.get(username)
     rec["chat_type"] = "channel"  # t.me/s previews exist only for public channels
@@ -244,10 +242,14 @@ def _date(value: Any, problems: list[str]) -> str | None:
         problems.append("date: missing")
         return None
     try:
-        return norm.utc_from_iso(value) if isinstance(value, str) else norm.utc_from_epoch(value)
-    except (ValueError, TypeError, OverflowError):
-        problems.append(f"date: not an ISO date with offset: {value!r}")
-        return None
+        if isinstance(value, str):
+            return norm.utc_from_iso(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return norm.utc_from_epoch(value)
+    except (ValueError, OverflowError):
+        pass
+    problems.append(f"date: not an ISO date with offset: {value!r}")
+    return None
 
 
 def hashtag_of(link: str) -> str | None:
@@ -261,7 +263,7 @@ def hashtag_of(link: str) -> str | None:
 
 def _is_self_link(link: str, username: str, post_id: int) -> bool:
     match = POST_URL_RE.match(link)
-    return bool(match and match.group(1).lower() == username and int(match.group(2)) == post_id)
+    return bool(match and match.group(1).lower() == username and exact_int(match.group(2)) == post_id)
 
 
 def _fill_links(rec: dict, obj: dict, username: str) -> None:
@@ -299,7 +301,7 @@ def _fill_forward(rec: dict, obj: dict) -> None:
     forwarded = obj.get("forwarded")
     name = forwarded.get("username") if isinstance(forwarded, dict) else None
     if match:
-        name, rec["forward_from_post_id"] = match.group(1), int(match.group(2))
+        name, rec["forward_from_post_id"] = match.group(1), exact_int(match.group(2))
     elif chat:
         name = chat.group(1)
     rec["forward_from_username"] = norm.clean_username(name) if isinstance(name, str) else None
@@ -322,8 +324,7 @@ def _fill_media(rec: dict, media: Any) -> None:
     items = [m for m in media if isinstance(m, dict)] if isinstance(media, list) else []
     if not items:
         return
-    kinds = [MEDIA_TYPES.get(str(m.get("_type", "")).rsplit(".", 1)[-1], "other") for m in items]
-    rec["media_type"] = kinds[0]
+    rec["media_type"] = MEDIA_TYPES.get(str(items[0].get("_type", "")).rsplit(".", 1)[-1], "other")
     duration = items[0].get("duration")
     if isinstance(duration, str) and duration.isdigit():
         duration = int(duration)

@@ -2,10 +2,11 @@
 
 Streams `result.json` with ijson (never loads the document): the single-chat shape
 (root = chat with `messages`) and the full-account shape (`chats.list[]`,
-`left_chats.list[]`). Traps handled (formats.md §1, §8): `\\xHH` escapes, `text` as string or
-parts, code-point entity offsets, `date_unixtime` vs local `date` (needs `--tz`), three
-`from_id` eras and shifted chat ids, omitted keys, negative ids, media detected by key
-presence, file placeholders, custom-emoji paths, service messages.
+`left_chats.list[]`). Traps handled (formats.md §1, §8): `\\xHH` escapes and a leading BOM,
+`text` as string or parts, code-point entity offsets, `date_unixtime` vs local `date` (needs
+`--tz`), three `from_id` eras and shifted chat ids (the era is learnt once per file), omitted
+keys, negative ids, media detected by key presence, file placeholders, custom-emoji paths,
+service messages (their target message, e.g. the pinned one, becomes `reply_to_post_id`).
 """
 
 from __future__ import annotations

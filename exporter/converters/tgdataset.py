@@ -11,7 +11,11 @@ with text and media appearing in both maps under the same key.
 Duplicates: the text entry becomes the record; a media entry whose key already appeared in the
 channel's `text_messages` is counted as skipped ("duplicate of text_messages entry") instead of
 being merged, since merging would mean holding the channel's text records until its media map
-has been read. Only the ids seen are kept (a set of ints per channel).
+has been read. Only the ids seen are kept (a set of ints per channel). Real files (crawler
+and preview) write `text_messages` before `generic_media` and the metadata before both; in a
+file written in another order, a text entry that follows its media twin is still emitted (its
+text must not be lost) and the pipeline merges the two on the record key, and metadata that
+comes after a map reaches only the messages read after it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ MAPS_RE = re.compile(rb'"(?:text_messages|generic_media|media_messages)"\s*:\s*\
 TEXT_MAP = "text_messages"
 MEDIA_MAPS = ("generic_media", "media_messages")
 METADATA = ("username", "title")
+# Bot API file_id type byte, as Telethon's pack_bot_file_id writes it (media_id = message.file.id).
 FILE_ID_TYPES = {
     2: "photo",
     3: "voice",
@@ -45,7 +50,7 @@ FILE_ID_TYPES = {
     9: "audio",
     10: "animation",
     13: "video_note",
-}  # Bot API file_id type byte, as Telethon's pack_bot_file_id writes it
+}
 EXTENSION_TYPES = {
     ".jpg": "photo",
     ".jpe": "photo",

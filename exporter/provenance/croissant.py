@@ -91,11 +91,14 @@ def croissant_dict(model: RunModel, manifest_sha256: str) -> dict[str, Any]:
         "license": str(model.options.get("license") or "NOASSERTION"),
         "creator": {"@type": "sc:Organization", "name": str(model.options.get("creator") or "unspecified")},
         "datePublished": run.created(model),
-        "version": run.schema_version(),
+        "version": run.dataset_version(model),
         "citeAs": cite_as(model),
         "keywords": ["telegram", "social media", "tgexport"],
         "isAccessibleForFree": True,
     }
+    span = run.date_span(model)
+    if span:
+        doc["temporalCoverage"] = f"{span[0]}/{span[1]}"  # months that hold posts (UTC)
     doc.update(rai_fields(model))
     doc.update(prov_fields(model))
     doc["distribution"] = distribution(model, manifest_sha256)
@@ -113,9 +116,8 @@ def cite_as(model: RunModel) -> str:
 
 def rai_fields(model: RunModel) -> dict[str, Any]:
     formats = run.input_formats(model)
-    span = run.date_span(model)
     totals = model.totals()
-    fields: dict[str, Any] = {
+    return {
         "rai:dataCollection": (
             f"Telegram archive dumps supplied by the dataset creator ({', '.join(formats) or 'none'}), "
             f"converted with tgexport {__version__}. Inputs are identified by sha256 in {MANIFEST}."
@@ -144,9 +146,6 @@ def rai_fields(model: RunModel) -> dict[str, Any]:
             "time and may be rounded (counts_rounded); web-preview and mirror pages omit fields."
         ),
     }
-    if span:
-        fields["rai:dataCollectionTimeframe"] = [f"{span[0]}-01", f"{span[1]}"]
-    return fields
 
 
 def prov_fields(model: RunModel) -> dict[str, Any]:

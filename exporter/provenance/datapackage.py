@@ -24,6 +24,7 @@ def datapackage_dict(model: RunModel, manifest_sha256: str) -> dict[str, Any]:
         "id": f"urn:tgexport:run:{model.run_id}",
         "title": run.title(model),
         "description": run.description(model),
+        "version": run.dataset_version(model),
         "created": run.created(model),
         "keywords": ["telegram", "social media", "tgexport"],
         "contributors": [{"title": f"tgexport {__version__}", "roles": ["software"]}],
@@ -66,15 +67,13 @@ def posts_resource(model: RunModel) -> dict[str, Any]:
         ),
     }
     if paths:
-        resource["path"] = paths
+        resource.update(path=paths, format=fmt.package_format, mediatype=fmt.mediatype)
+        if fmt.package_format == "jsonl":
+            resource["encoding"] = "utf-8"
+        if fmt.compression:
+            resource["compression"] = fmt.compression
     else:
-        resource["data"] = []
-    resource["format"] = fmt.package_format
-    resource["mediatype"] = fmt.mediatype
-    if fmt.package_format == "jsonl":
-        resource["encoding"] = "utf-8"
-    if fmt.compression:
-        resource["compression"] = fmt.compression
+        resource["data"] = []  # nothing was written (every item quarantined or skipped)
     resource["schema"] = table_schema(model.partition_by)
     resource["tgexport:partitioning"] = {
         "flavor": "hive",

@@ -63,8 +63,9 @@ def table_field(name: str, node: dict[str, Any], required: bool) -> dict[str, An
     constraints: dict[str, Any] = {}
     if required and not non_null_type(node)[1]:
         constraints["required"] = True
-    if "minimum" in node:
-        constraints["minimum"] = node["minimum"]
+    for bound in ("minimum", "maximum"):
+        if bound in node:
+            constraints[bound] = node[bound]
     if constraints:
         field["constraints"] = constraints
     field["tgexport:arrowType"] = arrow_type_name(name)
@@ -139,7 +140,6 @@ def croissant_field(
         out["arrayShape"] = "-1"
         arrow, node = arrow.value_type, node.get("items", {})
     if pa.types.is_struct(arrow):
-        out["dataType"] = "cr:RecordSet"
         out["subField"] = [
             croissant_field(record_set, file_set, sub, node["properties"][sub.name], column, f"{path}{field.name}/")
             for sub in arrow

@@ -6,6 +6,7 @@ file system, the clock or the environment, so the documents are reproducible.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,11 @@ def dataset_name(model: RunModel) -> str:
 
 def title(model: RunModel) -> str:
     return str(model.options.get("title") or f"Telegram posts (tgexport run {model.run_id})")
+
+
+def dataset_version(model: RunModel) -> str:
+    """Semantic version of the data (Croissant rules: MINOR = additions): 1.0.0, +1 minor per append."""
+    return str(model.options.get("version") or f"1.{len(model.history)}.0")
 
 
 def schema_version() -> str:
@@ -89,13 +95,15 @@ def rejects_files(model: RunModel) -> list[dict[str, Any]]:
 
 
 def date_span(model: RunModel) -> tuple[str, str] | None:
-    """First and last `YYYY-MM` that hold posts (from the year/month partitions), if known."""
+    """First and last day of the months that hold posts (from the year/month partitions), if known."""
     months = sorted(
         (p["year"], p["month"]) for p in model.partitions() if p.get("year") is not None and p.get("month") is not None
     )
     if not months:
         return None
-    return f"{months[0][0]:04d}-{months[0][1]:02d}", f"{months[-1][0]:04d}-{months[-1][1]:02d}"
+    (first_year, first_month), (last_year, last_month) = months[0], months[-1]
+    last_day = calendar.monthrange(last_year, last_month)[1]
+    return f"{first_year:04d}-{first_month:02d}-01", f"{last_year:04d}-{last_month:02d}-{last_day:02d}"
 
 
 def command_line(model: RunModel) -> str:

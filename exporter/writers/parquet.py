@@ -44,22 +44,25 @@ class ParquetWriter:
             compression="zstd",
             sorting_columns=pq.SortingColumn.from_ordering(data_schema, [(k, o) for k, o in SORT_KEYS]),
         )
-        ds.write_dataset(
-            _batches(first, iterator, full_schema),
-            base_dir=str(root / "posts"),
-            schema=full_schema,
-            format=fmt,
-            file_options=options,
-            partitioning=ds.partitioning(part_schema, flavor="hive"),
-            basename_template=f"{job.stem}-{{i}}.parquet",
-            existing_data_behavior="overwrite_or_ignore",
-            preserve_order=True,
-            max_partitions=1 << 20,
-            max_open_files=256,
-            max_rows_per_group=ROW_GROUP,
-            min_rows_per_group=0,
-            file_visitor=visit,
-        )
+        # One write_dataset call per partition: a call keeps every open file's rows buffered until
+        # it ends, so a single call over all partitions would hold the whole input in memory.
+        for part in _chain(first, iterator):
+            ds.write_dataset(
+                _batches(part, iter(()), full_schema),
+                base_dir=str(root / "posts"),
+                schema=full_schema,
+                format=fmt,
+                file_options=options,
+                partitioning=ds.partitioning(part_schema, flavor="hive"),
+                basename_template=f"{job.stem}-{{i}}.parquet",
+                existing_data_behavior="overwrite_or_ignore",
+                preserve_order=True,
+                max_partitions=1 << 20,
+                max_open_files=256,
+                max_rows_per_group=ROW_GROUP,
+                min_rows_per_group=0,
+                file_visitor=visit,
+            )
         return sorted(written, key=lambda f: f.path)
 
 

@@ -95,6 +95,11 @@ def test_channel_title_applies_only_to_its_own_channel() -> None:
     assert skipped.skip_reason and post.record["chat_title"] is None
 
 
+def test_post_id_beyond_int64_is_a_problem() -> None:
+    [item] = convert((POST % 1).replace("/1", "/99999999999999999999").encode())
+    assert item.record is None and item.problems[0].startswith("url: ")
+
+
 def test_bom_and_crlf_are_tolerated() -> None:
     data = b"\xef\xbb\xbf" + (POST % 1).encode() + b"\r\n" + (POST % 2).encode() + b"\r\n"
     assert [i.record["post_id"] for i in convert(data)] == [1, 2]

@@ -441,7 +441,7 @@ def test_malformed_items_are_reported_and_the_rest_come_out() -> None:
     assert problems == [] and errors == ["reactions/0/count: 'many' is not of type 'integer'"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         st.sampled_from(MESSAGE_KEYS),
@@ -564,18 +564,20 @@ def test_streaming_a_generated_channel_holds_one_message_at_a_time(tmp_path: Pat
         ids = [next(items).record["post_id"]]  # warm-up: imports and caches are not the stream's footprint
         assert counting.consumed < 2**20  # the first message came out long before the file was read
         window_start = counting.consumed
-        tracemalloc.start()  # traced over a window of 5000 messages (tracing all 20000 is slow)
+        tracemalloc.start()  # traced over a window of 2000 messages (tracing all 20000 is slow)
         try:
-            ids += [item.record["post_id"] for item in itertools.islice(items, 5000)]
+            ids += [item.record["post_id"] for item in itertools.islice(items, 2000)]
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
         window_bytes = counting.consumed - window_start
-        rest = list(items)
-    assert peak < window_bytes / 4, f"peak {peak} bytes while reading {window_bytes} bytes"
-    assert peak < size / 16
-    ids += [item.record["post_id"] for item in rest]
-    assert len(ids) == 20000 and ids == sorted(set(ids)) and not any(item.problems for item in rest)
+        problems = 0
+        for item in items:
+            ids.append(item.record["post_id"])
+            problems += len(item.problems)
+    # one message, the parser's and reader's 64 KiB buffers and some caches; never the document
+    assert peak < min(2 * 2**20, size / 8), f"peak {peak} bytes while reading {window_bytes} of {size} bytes"
+    assert len(ids) == 20000 and ids == sorted(set(ids)) and problems == 0
     assert counting.consumed == size
 
 

@@ -100,6 +100,13 @@ def test_ids_above_2_53_stay_exact() -> None:
     assert convert(line)[0].record["chat_id"] == 9007199254740993
 
 
+def test_ids_beyond_int64_are_refused_not_wrapped() -> None:
+    line = b'{"_": "Message", "id": 9223372036854775808, "peer_id": {"_": "PeerChannel", "channel_id": 1}, "date": 0, '
+    [item] = convert(line + b'"grouped_id": 18446744073709551615}')
+    assert item.problems == ["id: expected an integer message id, got 9223372036854775808"]
+    assert item.record["grouped_id"] is None
+
+
 def test_naive_dates_need_a_time_zone() -> None:
     line = (MESSAGE % (1, "2024-01-01 12:00:00")).encode()
     with pytest.raises(InputError) as err:

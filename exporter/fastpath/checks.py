@@ -1,0 +1,164 @@
+"""Whole-batch validation of record tables, derived from the JSON Schema.
+
+`batch_checks()` walks `schemas/post.v1.schema.json` and turns every validation keyword into a
+check on Arrow columns: `required` + a `type` without `null` -> not null, `enum` -> membership,
+`pattern` -> RE2 search (the schema's patterns mean the same in ECMA-262 and RE2), `minimum` /
+`maximum`, `minItems`, `format` (`date-time` on timestamp columns: the year the record's RFC 3339
+text would need; `uri`: a conservative subset). `type` itself, `properties` and
+`additionalProperties: false` hold by construction: the table has exactly `arrow_schema()`,
+which is derived from the same schema. A keyword this module does not know raises, so a schema
+change cannot silently weaken the checks.
+
+A row the checks reject is re-derived by the per-record path, which decides with jsonschema-rs
+and writes the reasons; so the checks must never accept what jsonschema-rs rejects, and may
+(rarely) reject more — the `uri` subset does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import SchemaError
+from ..schema import arrow_schema, load_schema
+
+ANNOTATIONS = {"description", "title", "$schema", "$id", "x-pii", "x-tgexport", "x-tgexport-formats"}
+STRUCTURAL = {"type", "properties", "required", "additionalProperties", "items"}
+VALUE_KEYWORDS = {"enum", "pattern", "minimum", "maximum", "format", "minItems"}
+# RFC 3986 URIs made of unreserved and sub-delimiter characters only (no `%`, no brackets).
+URI_SUBSET = r"^https?://[A-Za-z0-9.-]+(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?$"
+# The years whose RFC 3339 text (normalize.iso_utc) has four digits.
+TIMESTAMP_RANGE = ("1000-01-01T00:00:00", "9999-12-31T23:59:59.999999")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One keyword at one place in the record: `path` like `entities/*/type`."""
+
+    path: str
+    keyword: str
+    argument: Any
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    kind = node.get("type")
+    return {kind} if isinstance(kind, str) else set(kind or ())
+
+
+@cache
+def batch_checks() -> tuple[Check, ...]:
+    """Every check the schema asks for, in schema order."""
+    found: list[Check] = []
+    _derive(load_schema(), "", True, found)
+    return tuple(found)
+
+
+def _derive(node: dict[str, Any], path: str, required: bool, found: list[Check]) -> None:
+    unknown = set(node) - ANNOTATIONS - STRUCTURAL - VALUE_KEYWORDS
+    if unknown:
+        raise SchemaError(f"batch validation does not know the keywords {sorted(unknown)} at {path or '#'}")
+    if node.get("additionalProperties", False) is not False and "properties" in node:
+        raise SchemaError(f"batch validation needs additionalProperties: false at {path or '#'}")
+    if path and required and "null" not in _types(node):
+        found.append(Check(path, "not_null", None))
+    for keyword in sorted(VALUE_KEYWORDS & set(node)):
+        if keyword == "format" and node[keyword] not in ("date-time", "uri"):
+            raise SchemaError(f"batch validation does not know format {node[keyword]!r} at {path}")
+        found.append(Check(path, keyword, node[keyword]))
+    needed = set(node.get("required", ()))
+    for name, child in node.get("properties", {}).items():
+        _derive(child, f"{path}/{name}" if path else name, name in needed, found)
+    if "items" in node:
+        _derive(node["items"], f"{path}/*", True, found)
+
+
+# --- applying the checks ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Values:
+    """The values at one path of the batch, and the row each value belongs to."""
+
+    array: pa.Array
+    rows: np.ndarray | None  # None: value i belongs to row i
+
+
+def _np(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _child(values: _Values, step: str) -> _Values:
+    array = values.array
+    if step == "*":
+        if len(array.values) and (array.offsets[0].as_py() != 0 or len(array.values) != array.offsets[-1].as_py()):
+            array = array.take(pa.array(np.arange(len(array))))
+        parents = _np(pc.list_parent_indices(array)) if len(array.values) else np.zeros(0, np.int64)
+        rows = parents if values.rows is None else values.rows[parents]
+        return _Values(array.values, rows)
+    child = array.field(step)
+    if array.null_count:  # children of an absent object are not values
+        keep = _np(array.is_valid())
+        rows = np.flatnonzero(keep) if values.rows is None else values.rows[keep]
+        return _Values(child.filter(pa.array(keep)), rows)
+    return _Values(child, values.rows)
+
+
+def _resolve(table: pa.Table, path: str, cache_: dict[str, _Values]) -> _Values:
+    if path in cache_:
+        return cache_[path]
+    head, _, step = path.rpartition("/")
+    if not head:
+        values = _Values(table.column(path).combine_chunks(), None)
+    else:
+        values = _child(_resolve(table, head, cache_), step)
+    cache_[path] = values
+    return values
+
+
+def _timestamp_bounds(array: pa.Array) -> pa.Array:
+    low, high = (pa.scalar(np.datetime64(t, "us"), pa.timestamp("us")).cast(array.type) for t in TIMESTAMP_RANGE)
+    return pc.and_(pc.greater_equal(array, low), pc.less_equal(array, high))
+
+
+def _failing(check: Check, array: pa.Array) -> pa.Array:
+    """True where a value breaks the check (null where the check does not apply)."""
+    keyword, argument = check.keyword, check.argument
+    if keyword == "not_null":
+        return array.is_null()
+    if keyword == "enum":
+        allowed = [v for v in argument if v is not None]
+        inside = pc.is_in(array, pa.array(allowed, array.type))
+        return pc.invert(pc.fill_null(inside, None in argument))
+    if pa.types.is_timestamp(array.type) and keyword in ("pattern", "format"):
+        return pc.invert(_timestamp_bounds(array))
+    tests: dict[str, Callable[[], pa.Array]] = {
+        "pattern": lambda: pc.invert(pc.match_substring_regex(array, argument)),
+        "format": lambda: pc.invert(pc.match_substring_regex(array, URI_SUBSET)),
+        "minimum": lambda: pc.less(array, pa.scalar(argument).cast(array.type)),
+        "maximum": lambda: pc.greater(array, pa.scalar(argument).cast(array.type)),
+        "minItems": lambda: pc.less(pc.list_value_length(array), argument),
+    }
+    return tests[keyword]()
+
+
+def valid_rows(table: pa.Table) -> np.ndarray:
+    """Boolean mask of the rows that pass every schema check."""
+    if table.schema != arrow_schema():
+        raise SchemaError("batch validation needs a table of exactly arrow_schema()")
+    bad = np.zeros(table.num_rows, bool)
+    resolved: dict[str, _Values] = {}
+    for check in batch_checks():
+        values = _resolve(table, check.path, resolved)
+        if not len(values.array):
+            continue
+        failing = _np(pc.fill_null(_failing(check, values.array), False))
+        if failing.any():
+            hits = np.flatnonzero(failing)
+            bad[hits if values.rows is None else values.rows[hits]] = True
+    return ~bad

@@ -1,0 +1,222 @@
+"""Parsed tdesktop messages (Arrow) -> post records (Arrow, `schema.arrow_schema()`).
+
+Column for column the same decisions as `tdesktop_json.message_item` for the messages that
+`eligible` lets through; every other message is left to the per-record path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import normalize as norm
+from ..converters.tdesktop_json import MEDIA_TYPES, PLACEHOLDER_PREFIXES, SERVICE_REPLY_KEYS, Chat, _basename
+from ..schema import arrow_schema
+from . import textcols
+
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z
+KINDS = ("message", "service")
+REACTION_KINDS = ("emoji", "custom_emoji", "paid")
+_EPOCH_TEXT = r"^[0-9]{1,12}$"
+_NULL_STR = pa.scalar(None, pa.string())
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The provenance the pipeline stamps on every record of one input."""
+
+    fmt: str
+    file: str
+    sha256: str
+    run_id: str
+
+
+@cache
+def _types() -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in arrow_schema()}
+
+
+def _np(array: pa.Array) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    return _np(array.is_valid())
+
+
+def _epoch_ok(array: pa.Array, required: bool) -> np.ndarray:
+    """Unix seconds as a plain decimal string that `normalize.utc_from_epoch` turns into a date."""
+    if array.null_count == len(array):
+        return np.full(len(array), not required)
+    digits = pc.fill_null(pc.match_substring_regex(array, _EPOCH_TEXT), False)
+    seconds = pc.cast(pc.if_else(digits, array, pa.scalar("0")), pa.int64())
+    ok = pc.and_(digits, pc.less_equal(seconds, MAX_EPOCH))
+    return _np(pc.fill_null(ok, False) if required else pc.fill_null(ok, True))
+
+
+def eligible(msgs: pa.Table, clean: np.ndarray) -> np.ndarray:
+    """Messages the columnar path reproduces exactly (see module docstring of `fastpath`)."""
+    ok = clean & _valid(msgs["id"].chunk(0))
+    kind = msgs["type"].chunk(0)
+    ok &= _np(pc.fill_null(pc.is_in(kind, pa.array(KINDS)), True))
+    ok &= _epoch_ok(msgs["date_unixtime"].chunk(0), required=True)
+    ok &= _epoch_ok(msgs["edited_unixtime"].chunk(0), required=False)
+    parts_list = msgs["text_entities"].chunk(0)
+    ok &= _valid(parts_list)
+    parts = parts_list.values
+    bad = pc.or_(pc.or_(parts.is_null(), parts.field("type").is_null()), parts.field("text").is_null())
+    if pc.any(bad).as_py():
+        parents = _np(pc.list_parent_indices(parts_list))
+        ok[parents[_np(bad)]] = False
+    return ok
+
+
+def _const(value: object, type_: pa.DataType, n: int) -> pa.Array:
+    return pa.nulls(n, type_) if value is None else pa.repeat(pa.scalar(value, type_), n)
+
+
+def _timestamps(seconds_text: pa.Array) -> pa.Array:
+    micros = pc.multiply(pc.cast(seconds_text, pa.int64()), 1_000_000)
+    return pc.cast(micros, pa.timestamp("us", tz="UTC"))
+
+
+def build(msgs: pa.Table, chat: Chat, locators: pa.Array, stamp: Stamp) -> pa.Table:
+    """Records for eligible messages (a table of `arrow_schema()`)."""
+    n = msgs.num_rows
+    m = {name: msgs[name].chunk(0) for name in msgs.column_names}
+    types = _types()
+    cols: dict[str, pa.Array] = {name: pa.nulls(n, t) for name, t in types.items()}
+    kind = pc.fill_null(m["type"], "message")
+    service = pc.equal(kind, "service")
+    cols.update(_ids(m["id"], chat, n))
+    cols["date"] = _timestamps(m["date_unixtime"])
+    cols["edit_date"] = _timestamps(m["edited_unixtime"])
+    cols["is_edited"] = pc.or_(cols["edit_date"].is_valid(), m["edited"].is_valid())
+    cols["kind"] = kind
+    action = m["action"]
+    has_action = pc.fill_null(pc.greater(pc.utf8_length(action), 0), False)
+    cols["service_action"] = pc.if_else(pc.and_(service, has_action), action, _NULL_STR)
+    cols["sender_id"] = pc.if_else(service, m["actor_id"], m["from_id"])
+    cols["sender_name"] = pc.if_else(service, m["actor"], m["from"])
+    cols["author_signature"] = m["author"]
+    text, entities, ents = textcols.text_and_entities(m["text_entities"], types["entities"])
+    cols["text"], cols["entities"] = text, entities
+    cols["hashtags"] = textcols.hashtags(text, ents, types["hashtags"])
+    cols["mentions"] = textcols.mentions(text, ents, types["mentions"])
+    cols["urls"] = textcols.urls(text, ents, types["urls"])
+    cols["reply_to_post_id"] = _reply_to(m, service)
+    cols["forward_from_name"] = m["forwarded_from"]
+    cols["counts_rounded"] = _const(False, pa.bool_(), n)
+    cols["reactions"], cols["reactions_total"] = _reactions(m["reactions"], types["reactions"])
+    cols["media_type"], cols["media"] = _media(m, types["media"])
+    cols["content_omitted"] = _const(False, pa.bool_(), n)
+    cols.update(_provenance(stamp, locators, types["sources"]))
+    schema = arrow_schema()
+    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+
+
+def _ids(post_id: pa.Array, chat: Chat, n: int) -> dict[str, pa.Array]:
+    chat_id = chat.chat_id(False)  # every eligible message has `date_unixtime`: a v2.7.2+ export
+    chat_type = chat.chat_type
+    cols = {
+        "post_id": post_id,
+        "chat_id": _const(chat_id, pa.int64(), n),
+        "chat_title": _const(chat.name if isinstance(chat.name, str) else None, pa.string(), n),
+        "chat_type": _const(chat_type, pa.string(), n),
+    }
+    if chat_id is not None and norm.post_url(None, chat_id, chat_type, 1) is not None:
+        link = pc.binary_join_element_wise(f"https://t.me/c/{chat_id}/", pc.cast(post_id, pa.string()), "")
+        cols["url"] = pc.if_else(pc.greater(post_id, 0), link, _NULL_STR)
+    return cols
+
+
+def _reply_to(m: dict[str, pa.Array], service: pa.Array) -> pa.Array:
+    """`tdesktop_json._reply_to`: pinned/target message of service actions, no cross-chat ids."""
+    by_message_id = pa.array([a for a, key in SERVICE_REPLY_KEYS.items() if key == "message_id"])
+    other = pa.array([a for a, key in SERVICE_REPLY_KEYS.items() if key != "message_id"])
+    action = m["action"]
+    none = pa.scalar(None, pa.int64())
+    target = pc.if_else(pc.and_(service, pc.is_in(action, other)), none, m["reply_to_message_id"])
+    target = pc.if_else(pc.and_(service, pc.is_in(action, by_message_id)), m["message_id"], target)
+    return pc.if_else(m["reply_to_peer_id"].is_valid(), none, target)
+
+
+def _reactions(raw: pa.ListArray, list_type: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    n = len(raw)
+    flat = raw.values
+    parents = _np(pc.list_parent_indices(raw)) if len(flat) else np.zeros(0, np.int64)
+    kind = flat.field("type")
+    keep = pc.and_(flat.is_valid(), pc.fill_null(pc.is_in(kind, pa.array(REACTION_KINDS)), False))
+    kind, count = kind.filter(keep), flat.field("count").filter(keep)
+    emoji = pc.if_else(
+        pc.equal(kind, "emoji"),
+        textcols.map_distinct(flat.field("emoji").filter(keep), norm.normalize_emoji, pa.string()),
+        _NULL_STR,
+    )
+    emoji_id = pc.if_else(
+        pc.equal(kind, "custom_emoji"),
+        textcols.map_distinct(flat.field("document_id").filter(keep), norm.numeric_id, pa.string()),
+        _NULL_STR,
+    )
+    struct = pa.StructArray.from_arrays([kind, emoji, emoji_id, count], fields=list(list_type.value_type))
+    rows = parents[_np(keep)]
+    reactions = textcols.list_column(n, rows, struct, list_type)
+    totals = np.zeros(n, np.int64)
+    np.add.at(totals, rows, _np(pc.fill_null(count, 0)).astype(np.int64))
+    unknown = ~_valid(raw)
+    unknown[rows[_np(count.is_null())]] = True
+    return reactions, pa.array(totals, mask=unknown)
+
+
+def _placeholder(path: pa.Array) -> pa.Array:
+    hit = pc.starts_with(path, PLACEHOLDER_PREFIXES[0])
+    for prefix in PLACEHOLDER_PREFIXES[1:]:
+        hit = pc.or_(hit, pc.starts_with(path, prefix))
+    return hit
+
+
+def _media(m: dict[str, pa.Array], struct_type: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """`tdesktop_json._fill_media` for photos and files (other payloads are per-record)."""
+    photo, file, raw_type = m["photo"], m["file"], m["media_type"]
+    has_photo = photo.is_valid()
+    has_file = pc.and_(pc.invert(has_photo), pc.or_(file.is_valid(), raw_type.is_valid()))
+    mapped = textcols.map_distinct(raw_type, lambda t: MEDIA_TYPES.get(t, "other"), pa.string())
+    file_kind = pc.fill_null(mapped, "document")
+    media_type = pc.if_else(has_photo, "photo", pc.if_else(has_file, file_kind, _NULL_STR))
+    file_name = m["file_name"]
+    guess = pc.and_(has_file, pc.and_(file_name.is_null(), file.is_valid()))
+    if pc.any(guess).as_py():
+        file_name = pc.replace_with_mask(file_name, guess, textcols.map_distinct(file.filter(guess), _basename, pa.string()))
+    path = pc.if_else(has_photo, photo, file)
+    children = {
+        "file_name": pc.if_else(has_photo, _NULL_STR, file_name),
+        "mime_type": m["mime_type"],
+        "file_size": pc.if_else(has_photo, m["photo_file_size"], m["file_size"]),
+        "width": m["width"],
+        "height": m["height"],
+        "duration_s": m["duration_seconds"],
+        "sticker_emoji": m["sticker_emoji"],
+        "available": pc.invert(_placeholder(path)),
+    }
+    fields = list(struct_type)
+    present = pc.or_(has_photo, has_file)
+    media = pa.StructArray.from_arrays([children[f.name] for f in fields], fields=fields, mask=pc.invert(present))
+    return media_type, media
+
+
+def _provenance(stamp: Stamp, locators: pa.Array, sources_type: pa.DataType) -> dict[str, pa.Array]:
+    n = len(locators)
+    fmt, file, sha = (_const(v, pa.string(), n) for v in (stamp.fmt, stamp.file, stamp.sha256))
+    struct = pa.StructArray.from_arrays([fmt, file, sha, locators], fields=list(sources_type.value_type))
+    return {
+        "source_format": fmt,
+        "source_file": file,
+        "source_sha256": sha,
+        "source_locator": locators,
+        "run_id": _const(stamp.run_id, pa.string(), n),
+        "sources": pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), struct, type=sources_type),
+    }
