@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import UsageError
-from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel, now_utc, redact_command
+from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel
 from .pipeline import (
     ConvertRequest,
     Planned,
@@ -27,14 +27,16 @@ from .pipeline import (
     RunReport,
     _gather_rejects,
     _input_records,
-    _options,
     _plan,
     _run_tasks,
+    build_model,
+    file_dicts,
     merge_into,
     read_footer,
     write_metadata,
     write_one,
 )
+from .pseudonymize import check_append
 from .schema import canonical_json
 from .writers.base import WrittenFile
 
@@ -61,6 +63,7 @@ def _check_compatible(manifest: dict[str, Any], request: ConvertRequest) -> None
     if tuple(old.get("partition_by", ())) != request.partition_by:
         keys = ",".join(old.get("partition_by", ()))
         raise UsageError(f"the dataset is partitioned by {keys}", hint=f"pass --partition-by {keys}")
+    check_append(manifest, request.pseudonymize, request.output)
 
 
 def append_run(request: ConvertRequest, reporter: Reporter, options: Any, started: Any) -> RunReport:
@@ -92,19 +95,15 @@ def append_run(request: ConvertRequest, reporter: Reporter, options: Any, starte
         counters: dict[str, Any] = {i.sha256: i for i in old_inputs} | {r.sha256: r for r in results}
         reporter.stage("merging duplicates", None)
         files = merge_into(old_files + new_files, counters, run_id, request, publish.rewrite)
-        model = RunModel(
-            run_id=run_id,
-            command=redact_command(request.command),
-            options=_options(request),
-            started_at=started,
-            finished_at=now_utc(),
-            output_format=request.to,
-            partition_by=request.partition_by,
-            inputs=old_inputs + _input_records(results),
-            files=sorted((f.to_dict() for _, f in files), key=lambda f: f["path"]),
-            rejects=_gather_rejects(results, staging, run_id),
-            skipped_inputs=skipped,
-            history=manifest.get("runs", []),
+        model = build_model(
+            request,
+            run_id,
+            started,
+            old_inputs + _input_records(results),
+            file_dicts(files),
+            _gather_rejects(results, staging, run_id),
+            skipped,
+            manifest.get("runs", []),
         )
         publish.commit(files, model)
     finally:
@@ -162,17 +161,6 @@ def _unchanged_model(
     skipped: list[dict[str, str]],
 ) -> RunModel:
     """A model describing the dataset as it is, for the summary of a run that added nothing."""
-    return RunModel(
-        run_id=manifest["run_id"],
-        command=redact_command(request.command),
-        options=_options(request),
-        started_at=started,
-        finished_at=now_utc(),
-        output_format=request.to,
-        partition_by=request.partition_by,
-        inputs=inputs,
-        files=manifest["files"],
-        rejects=None,
-        skipped_inputs=skipped,
-        history=manifest.get("runs", []),
+    return build_model(
+        request, manifest["run_id"], started, inputs, manifest["files"], None, skipped, manifest.get("runs", [])
     )

@@ -74,7 +74,7 @@ class Limits:
     max_expand: int = 20 * GiB
     max_ratio: float = 1000.0
     ratio_after: int = 64 * MiB
-    max_members: int = 100_000  # per file on disk, nested archives included
+    max_members: int = 1_000_000  # per file on disk, nested archives included
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:

@@ -188,15 +188,16 @@ def _tar_member(tf: tarfile.TarFile, info: tarfile.TarInfo, label: str, limits: 
 
 
 def _tar_members(tf: tarfile.TarFile, label: str) -> Iterator[tuple[int, tarfile.TarInfo]]:
-    members = iter(tf)
+    """(index, member) in stream order; tarfile's list of seen members is emptied as we go."""
     index = 0
     while True:
         try:
-            info = next(members)
-        except StopIteration:
-            return
+            info = tf.next()
         except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
             raise damaged(label, "tar archive", exc) from None
+        if info is None:
+            return
+        del tf.members[:]  # links are never resolved, so nothing needs the earlier members
         yield index, info
         index += 1
 

@@ -62,11 +62,15 @@ def main() -> None:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Dataset folder to create.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="DATASET",
+    help="Dataset folder to create, or an object-store prefix (s3://bucket/prefix).",
+)
 @click.option(
     "--append",
     "append_to",
-    type=click.Path(path_type=Path),
     metavar="DATASET",
     help="Add the inputs to an existing dataset (new evidence is merged; known inputs are skipped).",
 )
@@ -97,14 +101,40 @@ def main() -> None:
     show_default=True,
     help="What to do with items that fail validation.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (or s3:// prefix).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run the tasks on Dask: tcp://HOST:8786 (a running cluster) or `local` (an embedded cluster "
+    "of --jobs workers). Needs the extra tgexport[dask]; see docs/distributed.md.",
+)
+@click.option(
+    "--engine", type=click.Choice(["process", "dask"]), default=None, help="Where --jobs run (default: process)."
+)
+@click.option(
+    "--s3-endpoint",
+    metavar="URL",
+    default=None,
+    help="Endpoint of an S3-compatible store for s3:// inputs and outputs (credentials: AWS environment).",
+)
+@click.option("--pseudonymize", is_flag=True, help="Replace private persons by keyed pseudonyms (needs --key-file).")
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="KEY",
+    help="Pseudonymization key from `tgexport keygen KEY`; keep it outside the dataset.",
+)
+@click.option("--pseudonymize-chats", is_flag=True, help="Pseudonymize channels and groups too, not only persons.")
+@click.option("--redact-text", is_flag=True, help="Also pseudonymize mentions, phones and e-mails inside the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary on stderr.")
 def convert(
     inputs: tuple[str, ...],
-    output: Path | None,
-    append_to: Path | None,
+    output: str | None,
+    append_to: str | None,
     to: str,
     from_format: str | None,
     partition_by: str,
@@ -112,6 +142,13 @@ def convert(
     on_invalid: str,
     overwrite: bool,
     jobs: int | None,
+    scheduler: str | None,
+    engine: str | None,
+    s3_endpoint: str | None,
+    pseudonymize: bool,
+    key_file: Path | None,
+    pseudonymize_chats: bool,
+    redact_text: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -127,10 +164,15 @@ def convert(
       tgexport convert dumps/ -o dataset --to jsonl.zst --partition-by chat,year,month
       tgexport convert result.json -o dataset --overwrite --jobs 2
       tgexport convert next_month/result.json --append dataset
+      tgexport convert dumps/ -o s3://bucket/telegram --scheduler tcp://10.0.0.5:8786
+      tgexport convert result.json -o dataset --pseudonymize --key-file ~/keys/project.key
     """
+    from .distributed import resolve_scheduler
     from .manifest import manifest_dict
+    from .objectstore import is_uri, location
     from .pipeline import ConvertRequest, parse_partition_by
     from .pipeline import convert as run_convert
+    from .pseudonymize import spec_from_options
     from .report import ProgressReporter, render_summary, stderr_console
 
     if (output is None) == (append_to is None):
@@ -140,7 +182,7 @@ def convert(
         )
     request = ConvertRequest(
         inputs=list(inputs),
-        output=output or append_to,
+        output=location(output or append_to),
         append=append_to is not None,
         to=to,
         from_format=from_format,
@@ -150,6 +192,11 @@ def convert(
         overwrite=overwrite,
         jobs=jobs or default_jobs(),
         command=["tgexport", *sys.argv[1:]],
+        scheduler=resolve_scheduler(scheduler, engine),
+        s3_endpoint=s3_endpoint,
+        pseudonymize=spec_from_options(
+            pseudonymize, key_file, pseudonymize_chats, redact_text, location(output or append_to)
+        ),
     )
     console = stderr_console()
     with ProgressReporter(console, enabled=not quiet) as reporter:
@@ -159,7 +206,8 @@ def convert(
         from .coverage import coverage
 
         render_summary(console, report)
-        render_coverage(console, coverage(report.output), detailed=False)
+        if not is_uri(report.output):
+            render_coverage(console, coverage(report.output), detailed=False)
     if as_json:
         click.echo(json.dumps(manifest_dict(report.model), ensure_ascii=False, indent=2))
     sys.exit(report.exit_code)
@@ -223,3 +271,7 @@ main.add_command(validate)
 from .cli_detect import detect  # noqa: E402
 
 main.add_command(detect)
+
+from .cli_keygen import keygen  # noqa: E402
+
+main.add_command(keygen)

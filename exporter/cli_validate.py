@@ -14,7 +14,7 @@ EXIT_OK, EXIT_MISMATCH = 0, 1
 
 
 @click.command("validate")
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
 @click.option(
     "--sample",
     type=click.IntRange(min=1),
@@ -23,7 +23,8 @@ EXIT_OK, EXIT_MISMATCH = 0, 1
     help="Re-validate at most N evenly spaced rows per file against the schema (default: every row).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def validate(dataset: Path, sample: int | None, as_json: bool) -> None:
+@click.option("--s3-endpoint", metavar="URL", default=None, help="Endpoint of an S3-compatible store (s3:// datasets).")
+def validate(dataset: str, sample: int | None, as_json: bool, s3_endpoint: str | None) -> None:
     """Check DATASET against its manifest: hashes, row counts, schema, partitions.
 
     Recomputes every file's sha256, size and row count, re-validates rows against the JSON
@@ -36,8 +37,11 @@ def validate(dataset: Path, sample: int | None, as_json: bool) -> None:
       tgexport validate dataset
       tgexport validate dataset --sample 1000
       tgexport validate dataset --json > validation.json
+      tgexport validate s3://bucket/telegram --s3-endpoint http://127.0.0.1:9000
     """
-    report = validate_dataset(dataset, sample)
+    from .objectstore import is_uri, validate_uri
+
+    report = validate_uri(dataset, s3_endpoint, sample) if is_uri(dataset) else validate_dataset(Path(dataset), sample)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:

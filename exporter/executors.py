@@ -1,7 +1,7 @@
 """The `concurrent.futures.Executor` seam: where tasks run.
 
 `--jobs 1` runs tasks inline (simple to debug, exact tracebacks); `--jobs N` uses a process
-pool. A later engine (Dask) plugs in here by returning its own Executor.
+pool; `--scheduler` returns a Dask executor (exporter/distributed.py) for the same callables.
 """
 
 from __future__ import annotations
@@ -31,8 +31,16 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def make_executor(jobs: int, tasks: int) -> Executor:
-    """An executor for `tasks` tasks with at most `jobs` workers."""
+def make_executor(jobs: int, tasks: int, scheduler: str | None = None, **dask_options: Any) -> Executor:
+    """An executor for `tasks` tasks with at most `jobs` workers.
+
+    With `scheduler` ("local" or an address like tcp://HOST:8786) the tasks run on Dask
+    (`exporter.distributed`; `dask_options`: staging folder, object-store target).
+    """
+    if scheduler:
+        from .distributed import dask_executor
+
+        return dask_executor(scheduler, jobs, tasks, **dask_options)
     workers = max(1, min(jobs, tasks))
     if workers == 1:
         return InlineExecutor()

@@ -28,7 +28,7 @@ MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
 FORMAT_VERSION = "1.0"
 DEPENDENCIES = ("pyarrow", "polars", "jsonschema-rs", "jsonschema", "ijson", "orjson", "click", "zstandard")
-SECRET_OPTIONS = ("--key", "--password", "--token", "--secret")
+SECRET_OPTIONS = ("--key", "--key-file", "--password", "--token", "--secret")
 
 
 def now_utc() -> datetime:
@@ -149,6 +149,7 @@ class RunModel:
     rejects: dict[str, Any] | None
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs of an appended dataset
+    pseudonymization: dict[str, Any] | None = None  # pseudonymize.describe(): method, key fingerprint, fields
 
     def run_entry(self) -> dict[str, Any]:
         """This run as one entry of the manifest's `runs` history."""
@@ -224,6 +225,7 @@ def manifest_dict(model: RunModel) -> dict[str, Any]:
         "files": model.files,
         "partitions": model.partitions(),
         "rejects": model.rejects,
+        "pseudonymization": model.pseudonymization,
         "runs": [*model.history, model.run_entry()],
         "totals": model.totals(),
     }

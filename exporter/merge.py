@@ -20,6 +20,7 @@ Precedence (documented in docs/merging.md):
 from __future__ import annotations
 
 import math
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .arrowbuild import records_to_table, sort_table
@@ -45,7 +47,8 @@ FORMAT_RANK = {
     "mirror": 6,
 }
 DATE_RANK = {"tdesktop-html": 1, "mirror": 2}  # others carry exact UTC instants
-BUCKET_ROWS = 500_000
+BUCKET_ROWS = 100_000  # keys of this many rows per pass
+GROUP_CHUNK = 10_000  # duplicate groups whose full rows are held at once
 KEY_COLUMNS = ["post_id", "chat_id", "chat_username"]
 TEXT_FIELDS = ("text", "entities", "hashtags", "mentions", "urls", "content_omitted")
 COUNT_FIELDS = ("views", "forwards", "replies")
@@ -88,41 +91,113 @@ def merge_files(
     run_id: str,
     rewrite: Callable[[int, pa.Table], None],
     keep_chat: bool = False,
+    work: Path | None = None,
 ) -> MergeOutcome:
     """Find and merge duplicates among the data `files` (holding `total_rows` rows in all).
 
     `rewrite(index, table)` is called once per affected file with its new contents (possibly
     empty). With `keep_chat` (chat partitioning) the primary's chat fields stay as they are, so
-    a merged row never changes partition.
+    a merged row never changes partition. Patches are spilled to `work` (a temporary folder by
+    default), so memory holds at most one chunk of duplicate groups.
     """
     outcome = MergeOutcome()
     if total_rows < 2:
         return outcome
-    usernames = _identity_map(files)
-    buckets = max(1, math.ceil(total_rows / BUCKET_ROWS))
-    drops: dict[int, set[int]] = defaultdict(set)
-    replacements: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for bucket in range(buckets):
-        keys = _canonical(_key_table(files, bucket, buckets), usernames)
-        groups = _duplicate_groups(keys)
-        rows = _fetch_rows(files, groups)
-        for group in groups:
-            records = [rows[member] for member in group]
-            merged, primary = merge_records(records, {} if keep_chat else usernames, run_id, keep_chat)
-            for position, (fidx, ridx) in enumerate(group):
-                if position == primary:
-                    replacements[fidx][ridx] = merged
-                else:
-                    drops[fidx].add(ridx)
-                    outcome.merged_by_input[records[position]["source_sha256"]] += 1
-    fillable = set() if keep_chat else _fillable_files(files, usernames)
-    for index in sorted(set(drops) | set(replacements) | fillable):
-        new = _apply(read_data_file(files[index]), drops[index], replacements[index])
-        if index in fillable:
-            new = _fill_chat_ids(new, usernames)
-        rewrite(index, new)
-        (outcome.emptied if new.num_rows == 0 else outcome.rewritten).append(index)
+    with tempfile.TemporaryDirectory(dir=work, prefix=".merge-") as folder:
+        patches = _Patches(Path(folder))
+        usernames = _identity_map(files)
+        buckets = max(1, math.ceil(total_rows / BUCKET_ROWS))
+        for bucket in range(buckets):
+            groups = _duplicate_groups(_canonical(_key_table(files, bucket, buckets), usernames))
+            for start in range(0, len(groups), GROUP_CHUNK):
+                chunk = groups[start : start + GROUP_CHUNK]
+                _merge_chunk(files, chunk, {} if keep_chat else usernames, run_id, keep_chat, patches, outcome)
+            patches.flush()
+        fillable = set() if keep_chat else _fillable_files(files, usernames)
+        for index in sorted(patches.files() | fillable):
+            drops, replacements = patches.load(index)
+            new = _apply(read_data_file(files[index]), drops, replacements)
+            if index in fillable:
+                new = _fill_chat_ids(new, usernames)
+            rewrite(index, new)
+            (outcome.emptied if new.num_rows == 0 else outcome.rewritten).append(index)
     return outcome
+
+
+def _merge_chunk(
+    files: list[Path],
+    groups: list[list[tuple[int, int]]],
+    usernames: dict[str, int],
+    run_id: str,
+    keep_chat: bool,
+    patches: _Patches,
+    outcome: MergeOutcome,
+) -> None:
+    rows = _fetch_rows(files, groups)
+    for group in groups:
+        records = [rows[member] for member in group]
+        merged, primary = merge_records(records, usernames, run_id, keep_chat)
+        for position, (fidx, ridx) in enumerate(group):
+            if position == primary:
+                patches.replace(fidx, ridx, merged)
+            else:
+                patches.drop(fidx, ridx)
+                outcome.merged_by_input[records[position]["source_sha256"]] += 1
+
+
+class _Patches:
+    """Per-file row drops and replacement records, spilled to Arrow IPC files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._drops: dict[int, list[int]] = defaultdict(list)
+        self._rows: dict[int, list[int]] = defaultdict(list)
+        self._records: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        self._spilled: dict[int, list[Path]] = defaultdict(list)
+        self._count = 0
+
+    def drop(self, fidx: int, ridx: int) -> None:
+        self._drops[fidx].append(ridx)
+
+    def replace(self, fidx: int, ridx: int, record: dict[str, Any]) -> None:
+        self._rows[fidx].append(ridx)
+        self._records[fidx].append(record)
+
+    def flush(self) -> None:
+        for fidx in sorted(set(self._drops) | set(self._rows)):
+            table = records_to_table(self._records[fidx]) if self._records[fidx] else None
+            rows = pa.array(self._rows[fidx] + self._drops[fidx], pa.int64())
+            kinds = pa.array([True] * len(self._rows[fidx]) + [False] * len(self._drops[fidx]))
+            path = self.folder / f"{self._count:08d}.arrow"
+            self._count += 1
+            patch = pa.table({"__row": rows, "__replace": kinds})
+            with ipc.new_file(path, patch.schema) as writer:
+                writer.write_table(patch)
+            self._spilled[fidx].append(path)
+            if table is not None:
+                with ipc.new_file(path.with_suffix(".rows"), table.schema) as writer:
+                    writer.write_table(table)
+        self._drops.clear()
+        self._rows.clear()
+        self._records.clear()
+
+    def files(self) -> set[int]:
+        return set(self._spilled)
+
+    def load(self, fidx: int) -> tuple[set[int], pa.Table | None]:
+        """Rows to remove from file `fidx` (dropped or replaced) and the replacement records."""
+        remove: set[int] = set()
+        tables = []
+        for path in self._spilled.get(fidx, []):
+            remove.update(_read_ipc(path).column("__row").to_pylist())
+            if path.with_suffix(".rows").exists():
+                tables.append(_read_ipc(path.with_suffix(".rows")))
+        return remove, (pa.concat_tables(tables) if tables else None)
+
+
+def _read_ipc(path: Path) -> pa.Table:
+    with pa.OSFile(str(path)) as source:
+        return ipc.open_file(source).read_all()
 
 
 def _fillable_files(files: list[Path], usernames: dict[str, int]) -> set[int]:
@@ -309,12 +384,10 @@ def _union_sources(records: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [seen[k] for k in sorted(seen)]
 
 
-def _apply(table: pa.Table, drops: set[int], replacements: dict[int, dict[str, Any]]) -> pa.Table:
-    """Drop merged-away rows, replace primaries with merged records, re-sort stably."""
-    remove = sorted(drops | set(replacements))
-    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), pa.array(remove, pa.int64())))
+def _apply(table: pa.Table, remove: set[int], replacements: pa.Table | None) -> pa.Table:
+    """Drop merged-away and replaced rows, add the merged records, re-sort stably."""
+    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), pa.array(sorted(remove), pa.int64())))
     kept = table.filter(keep)
-    if replacements:
-        merged = records_to_table([replacements[i] for i in sorted(replacements)])
-        kept = pa.concat_tables([kept, merged.cast(kept.schema)])
+    if replacements is not None:
+        kept = pa.concat_tables([kept, replacements.cast(kept.schema)])
     return sort_table(kept)

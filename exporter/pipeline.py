@@ -21,16 +21,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__, converters, writers
+from . import __version__, converters, objectstore, writers
+from .arrowbuild import merge_needed
 from .converters.base import ConvertOptions
 from .errors import InputError, OutputError, TgExportError, UsageError
 from .executors import make_executor
 from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel, manifest_dict, now_utc, redact_command, write_json
 from .merge import merge_files
 from .provenance import write_documents
+from .pseudonymize import PseudonymizeSpec
+from .pseudonymize import describe as describe_pseudonymization
+from .ranged import expected_tasks, submit_task
 from .schema import canonical_json, schema_id, schema_sha256
-from .sources import InputUnit, Skipped, describe_head, discover, skipped_summary, sniff
-from .task import TaskResult, TaskSpec, run_task
+from .sources import InputUnit, Skipped, describe_head, skipped_summary, sniff
+from .task import TaskResult, TaskSpec
 from .writers.base import WriteJob, WrittenFile, describe
 from .writers.parquet import FOOTER_KEY
 
@@ -54,7 +58,7 @@ class _Silent:
 @dataclass
 class ConvertRequest:
     inputs: list[str]
-    output: Path
+    output: Path | str  # a folder, or an object-store URI (s3://bucket/prefix)
     to: str = "parquet"
     from_format: str | None = None
     partition_by: tuple[str, ...] = ("year", "month")
@@ -64,6 +68,9 @@ class ConvertRequest:
     append: bool = False
     jobs: int = 1
     command: list[str] = field(default_factory=list)
+    scheduler: str | None = None  # Dask: "local" or tcp://HOST:8786 (exporter/distributed.py)
+    s3_endpoint: str | None = None  # S3-compatible store for s3:// inputs and outputs
+    pseudonymize: PseudonymizeSpec | None = None  # --pseudonymize: the key (in memory only) and flags
 
 
 @dataclass
@@ -76,7 +83,7 @@ class Planned:
 @dataclass
 class RunReport:
     model: RunModel
-    output: Path
+    output: Path | str
     results: list[TaskResult]
 
     @property
@@ -109,23 +116,44 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
     if request.append:
         from .append import append_run
 
+        if objectstore.is_uri(request.output):
+            raise UsageError(
+                "--append to an object store is not supported", hint="append to a local copy, then upload it"
+            )
+
         return append_run(request, reporter, options, started)
     output = request.output
-    _check_output(output, request.overwrite)
+    target = objectstore.output_target(output, request.s3_endpoint, request.overwrite)
+    target.check() if target else _check_output(output, request.overwrite)
     planned, skipped = _plan(request, reporter)
     run_id = _run_id(planned, request)
-    staging = _make_staging(output, run_id)
+    staging = _make_staging(target.staging_anchor() if target else output, run_id)
     try:
-        results = _run_tasks(planned, request, options, staging, run_id, reporter)
+        results = _run_tasks(planned, request, options, staging, run_id, reporter, target)
         files = [(staging, f) for r in results for f in r.files]
         reporter.stage("merging duplicates", None)
-        files = merge_into(files, {r.sha256: r for r in results}, run_id, request, _rewrite_in_place(request))
-        model = _model(request, run_id, started, results, files, skipped, staging)
+        if merge_needed([r.keys for r in results]):  # tasks report whether any key can repeat
+            files = merge_into(files, {r.sha256: r for r in results}, run_id, request, _rewrite_in_place(request))
+        model = build_model(
+            request,
+            run_id,
+            started,
+            _input_records(results),
+            file_dicts(files),
+            _gather_rejects(results, staging, run_id),
+            skipped,
+        )
         write_metadata(staging, model)
         shutil.rmtree(staging / ".tasks", ignore_errors=True)
-        _commit(staging, output, run_id)
+        if target:
+            reporter.stage("publishing", None)
+            target.publish(staging, results, model.files)  # and removes its local staging
+        else:
+            _commit(staging, output, run_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if target:
+            target.abandon()
         raise
     return RunReport(model, output, results)
 
@@ -153,7 +181,14 @@ def merge_into(
         written = rewrite(root, old, table)
         new_files[index] = None if written is None else (root, written)
 
-    outcome = merge_files(paths, sum(f.rows for _, f in files), run_id, apply, keep_chat="chat" in request.partition_by)
+    outcome = merge_files(
+        paths,
+        sum(f.rows for _, f in files),
+        run_id,
+        apply,
+        keep_chat="chat" in request.partition_by,
+        work=files[-1][0] if files else None,  # the staging folder: spill beside the data
+    )
     for sha, count in outcome.merged_by_input.items():
         counters[sha].merged += count
         counters[sha].written -= count
@@ -215,7 +250,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 def _plan(request: ConvertRequest, reporter: Reporter) -> tuple[list[Planned], list[dict[str, str]]]:
     found: list[Skipped] = []
-    units = list(discover(request.inputs, found))
+    units = list(objectstore.discover_inputs(request.inputs, found, request.s3_endpoint))
     skipped: list[dict[str, str]] = [{"path": s.display, "reason": s.reason} for s in found]
     chosen: list[tuple[InputUnit, str]] = []
     for unit in units:
@@ -271,6 +306,8 @@ def _run_id(planned: list[Planned], request: ConvertRequest) -> str:
         "tz": request.tz_name,
         "on_invalid": request.on_invalid,
     }
+    if request.pseudonymize is not None:  # the key's fingerprint, never the key
+        basis["pseudonymization"] = describe_pseudonymization(request.pseudonymize)
     return hashlib.sha256(canonical_json(basis)).hexdigest()[:16]
 
 
@@ -314,11 +351,14 @@ def _run_tasks(
     staging: Path,
     run_id: str,
     reporter: Reporter,
+    target: Any = None,
 ) -> list[TaskResult]:
     reporter.stage("converting", sum(p.unit.size for p in planned))
-    executor = make_executor(request.jobs, len(planned))
+    tasks = len(planned) if request.scheduler else expected_tasks(planned, request.jobs)
+    executor = make_executor(request.jobs, tasks, request.scheduler, staging=staging, target=target)
     inline = executor.__class__.__name__ == "InlineExecutor"
-    progress, stop = _progress_channel(reporter, inline)
+    channel = getattr(executor, "progress_channel", None)  # the Dask engine brings its own
+    progress, stop = channel(reporter) if channel else _progress_channel(reporter, inline)
     try:
         specs = [
             TaskSpec(
@@ -334,10 +374,11 @@ def _run_tasks(
                 run_id,
                 _footer(run_id, p, request),
                 progress,
+                pseudonymize=request.pseudonymize,
             )
             for i, p in enumerate(planned)
         ]
-        futures = [executor.submit(run_task, spec) for spec in specs]
+        futures = [submit_task(executor, spec, request.jobs) for spec in specs]  # big inputs split
         results = []
         for future in futures:
             try:
@@ -419,15 +460,17 @@ def _options(request: ConvertRequest) -> dict[str, Any]:
     }
 
 
-def _model(
+def build_model(
     request: ConvertRequest,
     run_id: str,
     started: Any,
-    results: list[TaskResult],
-    files: list[tuple[Path, WrittenFile]],
+    inputs: list[InputRecord],
+    files: list[dict[str, Any]],
+    rejects: dict[str, Any] | None,
     skipped: list[dict[str, str]],
-    staging: Path,
+    history: list[dict[str, Any]] | None = None,
 ) -> RunModel:
+    """The run model every rendering (manifest, datapackage, croissant) is made from."""
     return RunModel(
         run_id=run_id,
         command=redact_command(request.command),
@@ -436,11 +479,17 @@ def _model(
         finished_at=now_utc(),
         output_format=request.to,
         partition_by=request.partition_by,
-        inputs=_input_records(results),
-        files=sorted((f.to_dict() for _, f in files), key=lambda f: f["path"]),
-        rejects=_gather_rejects(results, staging, run_id),
+        inputs=inputs,
+        files=sorted(files, key=lambda f: f["path"]),
+        rejects=rejects,
         skipped_inputs=skipped,
+        history=history or [],
+        pseudonymization=describe_pseudonymization(request.pseudonymize),
     )
+
+
+def file_dicts(files: list[tuple[Path, WrittenFile]]) -> list[dict[str, Any]]:
+    return [f.to_dict() for _, f in files]
 
 
 def _gather_rejects(results: list[TaskResult], staging: Path, run_id: str) -> dict[str, Any] | None:

@@ -69,7 +69,7 @@ def render_summary(console: Console, report: RunReport) -> None:
     model = report.model
     table = Table(title=f"tgexport convert — run {model.run_id}", title_justify="left")
     for column in ("input", "format", "read", "written", "merged", "quarantined", "skipped"):
-        table.add_column(column, justify="left" if column in ("input", "format") else "right")
+        table.add_column(column, justify="left" if column in ("input", "format") else "right", overflow="fold")
     for item in model.inputs:
         table.add_row(
             item.path,
@@ -86,6 +86,7 @@ def render_summary(console: Console, report: RunReport) -> None:
     console.print(table)
     _reasons(console, model)
     _partitions(console, model)
+    _workers(console, report.results)
     console.print(
         f"Wrote {totals['rows']} rows in {totals['files']} files to {report.output}/posts ({model.output_format})."
     )
@@ -138,6 +139,21 @@ def _partitions(console: Console, model: Any) -> None:
             table.add_column(column, justify="right")
         for p in partitions:
             table.add_row(*(_label(p[k]) for k in keys), str(p["files"]), str(p["rows"]))
+    console.print(table)
+
+
+def _workers(console: Console, results: list[Any]) -> None:
+    """What each Dask worker did (only runs on Dask stamp their results with a worker)."""
+    from .distributed import worker_summary
+
+    rows = worker_summary(results)
+    if not rows:
+        return
+    table = Table(title="work per Dask worker", title_justify="left")
+    for column in ("worker", "tasks", "items", "bytes", "seconds"):
+        table.add_column(column, justify="left" if column == "worker" else "right")
+    for row in rows:
+        table.add_row(row["worker"], *(str(row[k]) for k in ("tasks", "items", "bytes")), f"{row['seconds']:.2f}")
     console.print(table)
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from .arrowbuild import NULL_PARTITION, partition_columns, sort_table
+from .arrowbuild import partition_columns, sort_table
 
 
 @dataclass
@@ -39,13 +40,15 @@ class PartitionSpill:
         if table.num_rows == 0:
             return
         keys = partition_columns(table, self.partition_by)
-        text_keys = [pc.fill_null(col.cast(pa.string()), NULL_PARTITION) for col in keys.values()]
-        combined = pc.binary_join_element_wise(*text_keys, "\x1f") if len(text_keys) > 1 else text_keys[0]
-        for label in pc.unique(combined).to_pylist():
-            mask = pc.equal(combined, label)
-            part_table = table.filter(mask)
-            values = {k: keys[k].filter(mask)[0].as_py() for k in keys}
-            self._write(tuple(values.values()), values, part_table)
+        codes = _group_codes(list(keys.values()), table.num_rows)
+        if np.any(codes[1:] < codes[:-1]):  # rows of a partition are not contiguous: group them
+            order = np.argsort(codes, kind="stable")
+            table, codes = table.take(pa.array(order)), codes[order]
+            keys = {k: v.take(pa.array(order)) for k, v in keys.items()}
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [table.num_rows]])
+        for start, stop in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
+            values = {k: keys[k][start].as_py() for k in keys}
+            self._write(tuple(values.values()), values, table.slice(start, stop - start))
 
     def _write(self, key: tuple, values: dict[str, Any], table: pa.Table) -> None:
         part = self._parts.setdefault(key, _Partition(values))
@@ -70,10 +73,36 @@ class PartitionSpill:
                 with pa.memory_map(str(path)) as source:
                     tables.append(ipc.open_file(source).read_all())
             table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            yield part.values, sort_table(table)
+            yield part.values, sort_table(table).combine_chunks()
             for path in part.files:
                 path.unlink()
+
+    def state(self) -> list[tuple[tuple, dict[str, Any], list[str], int]]:
+        """What `joined` needs to take these spill files over (plain data, picklable)."""
+        return [(key, p.values, [str(f) for f in p.files], p.rows) for key, p in self._parts.items()]
+
+    @classmethod
+    def joined(cls, folder: Path, partition_by: tuple[str, ...], states: list[list[tuple]]) -> PartitionSpill:
+        """One spill over the files of several (in order: a partition's rows keep that order)."""
+        spill = cls(folder, partition_by)
+        for state in states:
+            for key, values, files, rows in state:
+                part = spill._parts.setdefault(tuple(key), _Partition(values))
+                part.files.extend(Path(f) for f in files)
+                part.rows += rows
+        return spill
 
     @property
     def rows(self) -> int:
         return sum(p.rows for p in self._parts.values())
+
+
+def _group_codes(columns: list[pa.Array], n: int) -> np.ndarray:
+    """An integer per row, equal for rows of the same partition (in order of first appearance)."""
+    codes = np.zeros(n, np.int64)
+    for column in columns:
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        codes = codes * max(1, len(encoded.dictionary)) + encoded.indices.to_numpy(zero_copy_only=False)
+    return codes

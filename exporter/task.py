@@ -9,25 +9,35 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import shutil
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from . import converters, validate, writers
-from .arrowbuild import records_to_table
+from . import converters, fastpath, profile, validate, writers
+from .arrowbuild import KeyCheck, records_to_table
 from .converters.base import ConvertOptions, Item, SourceRef
 from .errors import TgExportError
+from .fastpath.records import Stamp
+from .fastpath.runner import FastPathAbort, FastRunner
+from .framing import Batch, DocumentFramer, LayoutError
 from .normalize import stamp_provenance
+from .pseudonymize import PseudonymizeSpec, pseudonymizer_for
 from .sources import InputUnit
 from .spill import PartitionSpill
 from .writers.base import WriteJob, WrittenFile
 
 BATCH_ROWS = 20_000
 PROGRESS_STEP = 1 << 22
+FAST_FORMAT = "tdesktop-json"
+log = logging.getLogger(__name__)
 
 
 class InvalidItemError(TgExportError):
@@ -48,6 +58,7 @@ class TaskSpec:
     run_id: str
     footer: dict[str, Any]
     progress: Any = None  # a queue accepting (index, bytes) or None
+    pseudonymize: PseudonymizeSpec | None = None  # the key, in memory only (--pseudonymize)
 
     @property
     def short(self) -> str:
@@ -70,25 +81,47 @@ class TaskResult:
     reasons: Counter = field(default_factory=Counter)
     files: list[WrittenFile] = field(default_factory=list)
     rejects: str | None = None  # temp rejects file, relative to the root
+    stages: Counter = field(default_factory=Counter)  # seconds per stage (TGEXPORT_PROFILE)
+    rows: Counter = field(default_factory=Counter)  # rows by path: fast / per_record
+    worker: dict[str, Any] | None = None  # who ran it (Dask): address, seconds; set by the engine
+    keys: dict[str, Any] | None = None  # arrowbuild.KeyCheck summary: lets the merge step skip
 
 
 class _ProgressReader:
-    """Counts bytes read and reports them in steps."""
+    """Counts bytes read and reports them in steps (after `skip` bytes already reported)."""
 
-    def __init__(self, raw: Any, spec: TaskSpec) -> None:
-        self._raw, self._spec, self._pending = raw, spec, 0
+    def __init__(self, raw: Any, spec: TaskSpec, skip: int = 0) -> None:
+        self._raw, self._spec, self._pending, self._skip = raw, spec, 0, skip
+        self.total = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
+        self.total += len(data)
         self._pending += len(data)
         if self._pending >= PROGRESS_STEP or not data:
             self.flush()
         return data
 
     def flush(self) -> None:
+        if self._skip:
+            skipped = min(self._skip, self._pending)
+            self._skip -= skipped
+            self._pending -= skipped
         if self._pending and self._spec.progress is not None:
             self._spec.progress.put((self._spec.index, self._pending))
         self._pending = 0
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The data is acyclic; the collector would only re-walk the live batches."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run_task(spec: TaskSpec) -> TaskResult:
@@ -96,48 +129,123 @@ def run_task(spec: TaskSpec) -> TaskResult:
     work = spec.root / ".tasks" / spec.short
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    result = TaskResult(spec.index, spec.unit.display, spec.fmt, spec.sha256, spec.unit.size, run_id=spec.run_id)
-    spill = PartitionSpill(work / "spill", spec.partition_by)
-    source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
-    rejects_path = work / "rejects.jsonl"
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the data is acyclic; the collector would only re-walk live batches
-    try:
-        with spec.unit.open() as raw, open(rejects_path, "wb") as rejects:
-            reader = _ProgressReader(raw, spec)
-            batch: list[dict[str, Any]] = []
-            for item in converters.get(spec.fmt).iter_items(reader, source, spec.options):
-                _route(item, spec, result, batch, rejects)
-                if len(batch) >= BATCH_ROWS:
-                    spill.add(records_to_table(batch))
-                    batch.clear()
-            spill.add(records_to_table(batch))
-            reader.flush()
-        job = WriteJob(spec.root, f"part-{spec.short}", spec.footer)
-        result.files = writers.get(spec.writer).write(job, spill.partitions())
-        result.written = sum(f.rows for f in result.files)
-        if result.quarantined:
-            result.rejects = rejects_path.relative_to(spec.root).as_posix()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    shutil.rmtree(work / "spill", ignore_errors=True)
+    started = time.perf_counter()
+    with _gc_paused():
+        result, spill = _convert(spec, work)
+        _finish(spec, result, spill, work)
+    result.stages["total"] = time.perf_counter() - started
+    profile.record(spec, result)
     return result
 
 
+def _new_result(spec: TaskSpec) -> TaskResult:
+    return TaskResult(spec.index, spec.unit.display, spec.fmt, spec.sha256, spec.unit.size, run_id=spec.run_id)
+
+
+def _convert(spec: TaskSpec, work: Path) -> tuple[TaskResult, PartitionSpill]:
+    """Items -> spilled Arrow tables; the columnar fast path when it applies, else per record."""
+    reported = 0
+    # Pseudonymized runs go per record until the fast path calls pseudonymize.pseudonymize_batch.
+    if spec.fmt == FAST_FORMAT and fastpath.enabled() and spec.pseudonymize is None:
+        result = _new_result(spec)
+        spill = PartitionSpill(work / "spill", spec.partition_by)
+        try:
+            reported = _convert_fast(spec, result, spill, work)
+            return result, spill
+        except (FastPathAbort, LayoutError) as exc:
+            log.info("%s: per-record conversion (%s)", spec.unit.display, exc)
+            reported = getattr(exc, "reported", 0)
+            shutil.rmtree(work / "spill", ignore_errors=True)
+    result = _new_result(spec)
+    spill = PartitionSpill(work / "spill", spec.partition_by)
+    _convert_records(spec, result, spill, work, reported)
+    return result, spill
+
+
+def _convert_fast(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, work: Path) -> int:
+    stamp = Stamp(spec.fmt, spec.unit.display, spec.sha256, spec.run_id)
+    with spec.unit.open() as raw, open(work / "rejects.jsonl", "wb") as rejects:
+        reader = _ProgressReader(raw, spec)
+
+        def route(item: Item, accepted: list) -> None:
+            _route(item, spec, result, accepted, rejects)
+
+        runner = FastRunner(stamp, spec.options, route)
+        try:
+            run_batches(DocumentFramer(reader).batches(), runner, result, spill)
+        except (FastPathAbort, LayoutError) as exc:
+            reader.flush()
+            exc.reported = reader.total  # type: ignore[attr-defined]
+            raise
+        reader.flush()
+    return reader.total
+
+
+def run_batches(batches: Iterator[Batch], runner: FastRunner, result: TaskResult, spill: PartitionSpill) -> None:
+    """Feed framed batches through the fast runner into the spill; fold timings into `result`."""
+    started = time.perf_counter()
+    for batch in batches:
+        runner.stages["read"] += time.perf_counter() - started
+        table = runner.run_batch(batch)
+        result.read += batch.count
+        started = time.perf_counter()
+        spill.add(table)
+        runner.stages["build"] += time.perf_counter() - started
+        started = time.perf_counter()
+    runner.stages["read"] += time.perf_counter() - started
+    result.stages.update(runner.stages)
+    result.rows.update(runner.rows)
+
+
+def _convert_records(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, work: Path, skip: int) -> None:
+    source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
+    started = time.perf_counter()
+    with spec.unit.open() as raw, open(work / "rejects.jsonl", "wb") as rejects:
+        reader = _ProgressReader(raw, spec, skip)
+        batch: list[dict[str, Any]] = []
+        for item in converters.get(spec.fmt).iter_items(reader, source, spec.options):
+            result.read += 1
+            _route(item, spec, result, batch, rejects)
+            if len(batch) >= BATCH_ROWS:
+                spill.add(records_to_table(batch))
+                batch.clear()
+        spill.add(records_to_table(batch))
+        reader.flush()
+    result.rows["per_record"] += result.read
+    result.stages["per_record"] += time.perf_counter() - started
+
+
+def _finish(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, work: Path) -> None:
+    started = time.perf_counter()
+    job = WriteJob(spec.root, f"part-{spec.short}", spec.footer)
+    keys = KeyCheck()
+    result.files = writers.get(spec.writer).write(job, keys.watch(spill.partitions()))
+    result.keys = keys.summary()
+    result.written = sum(f.rows for f in result.files)
+    if result.quarantined:
+        result.rejects = (work / "rejects.jsonl").relative_to(spec.root).as_posix()
+    shutil.rmtree(work / "spill", ignore_errors=True)
+    result.stages["write"] += time.perf_counter() - started
+
+
 def _route(item: Item, spec: TaskSpec, result: TaskResult, batch: list, rejects: Any) -> None:
-    result.read += 1
+    """Append the stamped record of a valid item to `batch`; skip or reject the others."""
     if item.skip_reason:
         result.skipped[item.skip_reason] += 1
         return
     problems = list(item.problems)
     record = item.record
+    pseudo, persons = pseudonymizer_for(spec.pseudonymize), None
     if record is not None:
         _stamp(record, item, spec)
+        if pseudo is not None:
+            persons = pseudo.record(record)
         if not problems and validate.is_valid(record):
             batch.append(record)
             return
         problems += validate.violations(record)
+    if pseudo is not None:
+        item.raw, problems = pseudo.reject(item.raw, problems, persons)
     _reject(item, problems, spec, result, rejects)
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,17 +73,26 @@ class DatasetReport:
         }
 
 
-def validate_dataset(root: Path, sample: int | None = None) -> DatasetReport:
-    """Check `root` against its `_manifest.json`; `sample` = rows re-validated per file (None: all)."""
+def validate_dataset(
+    root: Path, sample: int | None = None, fetch: Callable[[str], AbstractContextManager] | None = None
+) -> DatasetReport:
+    """Check `root` against its `_manifest.json`; `sample` = rows re-validated per file (None: all).
+
+    `fetch(relpath)`, when given, makes each listed file present under `root` while it is checked
+    (object stores: exporter/objectstore.py fetches one file at a time).
+    """
+    fetch = fetch or (lambda rel: nullcontext())
     manifest, manifest_bytes = load_manifest(root)
     report = DatasetReport(root=str(root), run_id=manifest.get("run_id"))
     check_metadata(root, manifest, manifest_bytes, report)
     files = well_formed(manifest, "files", report)
     check_totals(manifest, files, report)
     for entry in files:
-        check_data_file(root, entry, sample, report)
+        with fetch(entry["path"]):
+            check_data_file(root, entry, sample, report)
     for entry in rejects_entries(manifest):
-        check_plain_file(root, entry, report)
+        with fetch(entry["path"]):
+            check_plain_file(root, entry, report)
     check_extra_files(root, files, rejects_entries(manifest), report)
     return report
 
@@ -254,7 +265,9 @@ class DataRows:
         """Post id, date (RFC 3339) and chat of every row: what its partition depends on."""
         if self.table is None:
             return [{k: row.get(k) for k in self.KEY_COLUMNS} for row in self.rows]
-        return [_json_row(row) for row in self.table.select(list(self.KEY_COLUMNS)).to_pylist()]
+        present = [k for k in self.KEY_COLUMNS if k in self.table.column_names]  # a damaged file may lack some
+        rows = self.table.select(present).to_pylist()
+        return [_json_row({k: row.get(k) for k in self.KEY_COLUMNS}) for row in rows]
 
     def records(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
         """(index, record as a JSON-like dict) for each index, timestamps as RFC 3339 `Z` strings."""
@@ -314,7 +327,7 @@ def path_partition(rel: str) -> dict[str, Any]:
         elif key in PARTITION_TYPES:
             values[key] = int(raw) if raw.lstrip("-").isdigit() else raw
         else:
-            values[key] = raw
+            values[key] = unquote(raw)  # the writers percent-encode strings like pyarrow
     return values
 
 

@@ -242,3 +242,14 @@ def test_append_refuses_other_options_and_non_datasets(tmp_path):
     convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds"))
     with pytest.raises(UsageError, match="holds parquet files"):
         convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds", append=True, to="jsonl"))
+
+
+def test_small_buckets_and_chunks_give_the_same_result(tmp_path, monkeypatch):
+    import exporter.merge as merge
+
+    inputs = three_sources(tmp_path / "in")
+    convert(ConvertRequest(inputs=inputs, output=tmp_path / "normal"))
+    monkeypatch.setattr(merge, "BUCKET_ROWS", 3)
+    monkeypatch.setattr(merge, "GROUP_CHUNK", 1)
+    convert(ConvertRequest(inputs=inputs, output=tmp_path / "small"))
+    assert contents(tmp_path / "small") == contents(tmp_path / "normal")

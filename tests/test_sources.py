@@ -374,3 +374,23 @@ def test_zip_inside_a_stream_is_scanned_in_few_passes(tmp_path, monkeypatch, sma
     with units[f"{path}!/inner.zip!/m39.json"].open() as stream:
         assert stream.read() == members["m39.json"]
     assert len(opened) == (4 if small_tail else 2)  # this member's chain, and the zip's chain it re-opens
+
+
+def test_zip_inside_gzip_and_tar_inside_zstd_are_opened(tmp_path):
+    data = dump(2)
+    (tmp_path / "a.zip.gz").write_bytes(gzip.compress(make_zip({"r.json": data})))
+    (tmp_path / "b.tar.zst").write_bytes(zst(make_tar({"r.json": data + b"\n"})))
+    units, _ = units_of(tmp_path)
+    assert set(units) == {f"{tmp_path}/a.zip.gz!/r.json", f"{tmp_path}/b.tar.zst!/r.json"}
+    for unit in units.values():
+        unit.opener = pickle.loads(pickle.dumps(unit.opener))
+        with unit.open() as stream:
+            assert stream.read() in (data, data + b"\n")
+
+
+def test_too_many_members_are_refused(tmp_path):
+    path = tmp_path / "many.zip"
+    path.write_bytes(make_zip({f"{i}.txt": b"x" for i in range(5)}))
+    with pytest.raises(InputError, match=r"many.zip holds more than 3 archive members") as caught:
+        units_of(path, limits=Limits(max_members=3))
+    assert "TGEXPORT_MAX_MEMBERS" in caught.value.hint

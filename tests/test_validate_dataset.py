@@ -235,3 +235,26 @@ def test_malformed_manifest_entries_are_findings_not_crashes(tmp_path, build):
     report = validate_dataset(root)
     assert "1 entries of `files` have no path" in {f.message for f in report.findings}
     assert {"manifest", "extra-file"} == {f.kind for f in report.findings}
+
+
+def test_a_parquet_file_missing_columns_is_a_finding_not_a_crash(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+    from helpers import good_messages, write_export
+
+    from exporter.cli import main
+    from exporter.pipeline import ConvertRequest, convert
+
+    src = write_export(tmp_path / "result.json", good_messages(6))
+    out = tmp_path / "ds"
+    convert(ConvertRequest(inputs=[str(src)], output=out))
+    manifest = json.loads((out / "_manifest.json").read_text())
+    target = out / manifest["files"][0]["path"]
+    table = pq.read_table(target, partitioning=None)
+    pq.write_table(table.drop_columns(["date", "chat_id"]), target)
+    result = CliRunner().invoke(main, ["validate", str(out)])
+    assert result.exit_code == 1
+    assert "internal error" not in result.output + result.stderr
+    assert "missing ['chat_id', 'date']" in result.output + result.stderr

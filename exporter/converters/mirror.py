@@ -23,8 +23,8 @@ from lxml import etree
 
 from .. import normalize as norm
 from ..errors import InputError
+from ..htmltext import MAX_PAGE_BYTES, read_html
 from .base import ConvertOptions, Item, SourceRef
-from .tdesktop_html import MAX_PAGE_BYTES, read_html
 
 HINT = "give the saved post page of tgoop.com (or a sibling mirror), or pass --from with the right format"
 HOSTS = r"(?:[a-z]{2,3}\.)?(?:tgoop\.com|tg-me\.com|group-telegram\.com)"

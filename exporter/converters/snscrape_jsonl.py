@@ -12,21 +12,23 @@ searches (`t.me/s/<channel>?q=%23tag`), mention links and self links, `--with-en
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
-
 from .. import normalize as norm
 from ..errors import InputError
+from ..jsonlines import (
+    BOM,
+    WHITESPACE,
+    exact_int,
+    iter_lines,
+    parse_line,
+    raw_fragment,
+    require_recognized,
+)
 from .base import ConvertOptions, Item, SourceRef
 
-BOM = b"\xef\xbb\xbf"
-WHITESPACE = b" \t\r\n"
-MAX_LINE = 64 << 20  # a JSON line longer than this is garbage, not a post
-GATE_LIMIT = 1000  # unrecognised items tolerated at the start before the file is rejected
-RAW_LIMIT = 4096  # characters of an unparsable fragment kept for the rejects file
 SNSCRAPE_RE = re.compile(rb'"_type"\s*:\s*"snscrape\.modules\.telegram\.(?:TelegramPost|Channel)"')
 POST_TYPE = "snscrape.modules.telegram.TelegramPost"
 POST_URL_RE = re.compile(r"^https?://(?:www\.)?t\.me/(?:s/)?([A-Za-z0-9_]+)/([0-9]+)/?(?:[?#].*)?$")
@@ -64,124 +66,6 @@ class SnscrapeJsonlConverter:
                 yield Item(locator, obj, None, skip_reason="channel entity line (--with-entity), not a post"), True
             else:
                 yield Item(locator, obj, None, skip_reason=f"not a Telegram post ({kind})"), True
-
-
-# --- streaming helpers shared by the JSON converters (candidates for jsonstream.py) --------
-
-
-class PeekReader:
-    """A binary reader that can look at its first line and then replays it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._buffer = b""
-
-    def peek_first_line(self, limit: int = 1 << 16) -> bytes:
-        """The first non-blank line (at most `limit` bytes of it), without consuming it."""
-        while len(self._buffer) < limit:
-            text = self._buffer.lstrip(BOM + WHITESPACE)
-            if b"\n" in text:
-                break
-            chunk = self._raw.read(limit)
-            if not chunk:
-                break
-            self._buffer += chunk
-        return self._buffer.lstrip(BOM + WHITESPACE).split(b"\n", 1)[0]
-
-    def read(self, size: int = -1) -> bytes:
-        if self._buffer:
-            if size is None or size < 0 or size >= len(self._buffer):
-                head, self._buffer = self._buffer, b""
-                return head
-            head, self._buffer = self._buffer[:size], self._buffer[size:]
-            return head
-        return self._raw.read(size)
-
-
-def exact_int(value: Any) -> int | None:
-    """An int64 from an int or a digit string; never from a float (it may have lost digits)."""
-    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,19}\s*", value):
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
-        return value
-    return None
-
-
-def iter_lines(stream: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines of a byte stream as (1-based line number, bytes), using only `read()`.
-
-    A line longer than MAX_LINE is cut there (the rest is dropped), so memory stays bounded;
-    `parse_line` reports it as too long.
-    """
-    number, line, overflow = 0, bytearray(), False
-    while chunk := stream.read(chunk_size):
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            number += 1
-            if not overflow:
-                line += chunk[start:end]
-                if line.strip(WHITESPACE):
-                    yield number, _without_bom(bytes(line), number)
-            line.clear()
-            overflow, start = False, end + 1
-        if not overflow:
-            line += chunk[start:]
-            if len(line) > MAX_LINE:
-                yield number + 1, bytes(line[:MAX_LINE])
-                line.clear()
-                overflow = True
-    if line.strip(WHITESPACE) and not overflow:
-        yield number + 1, _without_bom(bytes(line), number + 1)
-
-
-def _without_bom(line: bytes, number: int) -> bytes:
-    return line[len(BOM) :] if number == 1 and line.startswith(BOM) else line
-
-
-def parse_line(line: bytes) -> tuple[Any, str | None]:
-    """One JSON line -> (value, None) or (None, problem)."""
-    if len(line) >= MAX_LINE:
-        return None, f"line longer than {MAX_LINE} bytes"
-    try:
-        return orjson.loads(line), None
-    except orjson.JSONDecodeError as exc:
-        return None, f"not valid JSON ({exc})"
-
-
-def raw_fragment(line: bytes) -> str:
-    return line[:RAW_LIMIT].decode("utf-8", errors="replace")
-
-
-def require_recognized(
-    pairs: Iterable[tuple[Item | None, bool]], error: Callable[[int], InputError], limit: int = GATE_LIMIT
-) -> Iterator[Item]:
-    """Pass items through once one is recognised as this format; until then hold the others.
-
-    A file with no recognised item at all (or `limit` unrecognised ones before the first)
-    is not this format as a whole: `error(items_seen)` is raised instead. A `(None, True)`
-    pair marks "recognised" without an item (e.g. a TGDataset channel with empty maps).
-    """
-    pending: list[Item] = []
-    recognized = False
-    for item, known in pairs:
-        if recognized or known:
-            if not recognized:
-                recognized = True
-                yield from pending
-                pending.clear()
-            if item is not None:
-                yield item
-        elif item is not None:
-            pending.append(item)
-            if len(pending) >= limit:
-                raise error(len(pending))
-    if not recognized:
-        raise error(len(pending))
-
-
-def broken_json(source: SourceRef, exc: Exception, hint: str) -> InputError:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return InputError(f"{source.display} is not valid JSON ({detail}); the file looks truncated or damaged", hint=hint)
 
 
 def _not_snscrape(source: SourceRef, seen: int) -> InputError:

@@ -24,9 +24,7 @@ import orjson
 
 from .. import normalize as norm
 from ..errors import InputError
-from ..jsonstream import build_value
-from .base import ConvertOptions, Item, SourceRef
-from .snscrape_jsonl import (
+from ..jsonlines import (
     BOM,
     WHITESPACE,
     PeekReader,
@@ -37,6 +35,8 @@ from .snscrape_jsonl import (
     raw_fragment,
     require_recognized,
 )
+from ..jsonstream import build_value
+from .base import ConvertOptions, Item, SourceRef
 
 TL_MESSAGE_RE = re.compile(rb'"_"\s*:\s*"(?:Message|MessageService|MessageEmpty)"')
 MESSAGE_TYPES = ("Message", "MessageService")

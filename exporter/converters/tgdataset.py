@@ -31,9 +31,9 @@ import ijson
 
 from .. import normalize as norm
 from ..errors import InputError
+from ..jsonlines import BOM, WHITESPACE, broken_json, exact_int, require_recognized
 from ..jsonstream import basic_events, build_value, skip_value
 from .base import ConvertOptions, Item, SourceRef
-from .snscrape_jsonl import BOM, WHITESPACE, broken_json, exact_int, require_recognized
 
 ROOT_RE = re.compile(rb'^\{\s*"-?[0-9]+"\s*:\s*\{')
 MAPS_RE = re.compile(rb'"(?:text_messages|generic_media|media_messages)"\s*:\s*\{')

@@ -23,8 +23,7 @@ from lxml import etree
 
 from .. import normalize as norm
 from ..errors import InputError
-from .base import ConvertOptions, Item, SourceRef
-from .tdesktop_html import (
+from ..htmltext import (
     FORMAT_TAGS,
     Markup,
     by_class,
@@ -40,6 +39,7 @@ from .tdesktop_html import (
     rich_text,
     text_of,
 )
+from .base import ConvertOptions, Item, SourceRef
 
 HINT = "save the page https://t.me/s/<channel> from a browser (HTML only), or pass --from with the right format"
 DATA_POST_RE = re.compile(r"^([A-Za-z0-9_]{3,64})/(\d+)$")

@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 from ..errors import SchemaError
 from ..schema import arrow_schema, load_schema
 
-ANNOTATIONS = {"description", "title", "$schema", "$id", "x-pii", "x-tgexport", "x-tgexport-formats"}
+# Keywords that do not constrain values (plus every `x-...` extension keyword of this project).
+ANNOTATIONS = {"description", "title", "$schema", "$id", "$comment", "examples", "default", "deprecated"}
 STRUCTURAL = {"type", "properties", "required", "additionalProperties", "items"}
 VALUE_KEYWORDS = {"enum", "pattern", "minimum", "maximum", "format", "minItems"}
 # RFC 3986 URIs made of unreserved and sub-delimiter characters only (no `%`, no brackets).
@@ -60,7 +61,7 @@ def batch_checks() -> tuple[Check, ...]:
 
 
 def _derive(node: dict[str, Any], path: str, required: bool, found: list[Check]) -> None:
-    unknown = set(node) - ANNOTATIONS - STRUCTURAL - VALUE_KEYWORDS
+    unknown = {k for k in node if not k.startswith("x-")} - ANNOTATIONS - STRUCTURAL - VALUE_KEYWORDS
     if unknown:
         raise SchemaError(f"batch validation does not know the keywords {sorted(unknown)} at {path or '#'}")
     if node.get("additionalProperties", False) is not False and "properties" in node:
@@ -134,17 +135,41 @@ def _failing(check: Check, array: pa.Array) -> pa.Array:
     if keyword == "enum":
         allowed = [v for v in argument if v is not None]
         inside = pc.is_in(array, pa.array(allowed, array.type))
-        return pc.invert(pc.fill_null(inside, None in argument))
+        return pc.invert(pc.if_else(array.is_null(), None in argument, inside))
     if pa.types.is_timestamp(array.type) and keyword in ("pattern", "format"):
         return pc.invert(_timestamp_bounds(array))
     tests: dict[str, Callable[[], pa.Array]] = {
         "pattern": lambda: pc.invert(pc.match_substring_regex(array, argument)),
-        "format": lambda: pc.invert(pc.match_substring_regex(array, URI_SUBSET)),
+        "format": lambda: _format_failing(argument, array),
         "minimum": lambda: pc.less(array, pa.scalar(argument).cast(array.type)),
         "maximum": lambda: pc.greater(array, pa.scalar(argument).cast(array.type)),
         "minItems": lambda: pc.less(pc.list_value_length(array), argument),
     }
     return tests[keyword]()
+
+
+def _format_failing(name: str, array: pa.Array) -> pa.Array:
+    if name != "uri":
+        raise SchemaError(f"batch validation checks format {name!r} only on timestamp columns")
+    return pc.invert(pc.match_substring_regex(array, URI_SUBSET))
+
+
+def _implied(check: Check, type_: pa.DataType) -> bool:
+    """The Arrow type alone guarantees the check (int64 bounds at the int64 limits)."""
+    if check.keyword not in ("minimum", "maximum") or not pa.types.is_int64(type_):
+        return False
+    limit = np.iinfo(np.int64).min if check.keyword == "minimum" else np.iinfo(np.int64).max
+    return check.argument == limit
+
+
+def _failing_values(check: Check, array: pa.Array) -> np.ndarray:
+    """Like `_failing`, evaluated once per distinct value when strings repeat a lot."""
+    if check.keyword in ("pattern", "enum", "format") and pa.types.is_string(array.type) and len(array) > 64:
+        distinct = pc.unique(array)
+        if len(distinct) * 4 < len(array):
+            bad = distinct.filter(pc.fill_null(_failing(check, distinct), False))
+            return _np(pc.is_in(array, value_set=bad))
+    return _np(pc.fill_null(_failing(check, array), False))
 
 
 def valid_rows(table: pa.Table) -> np.ndarray:
@@ -155,9 +180,9 @@ def valid_rows(table: pa.Table) -> np.ndarray:
     resolved: dict[str, _Values] = {}
     for check in batch_checks():
         values = _resolve(table, check.path, resolved)
-        if not len(values.array):
+        if not len(values.array) or _implied(check, values.array.type):
             continue
-        failing = _np(pc.fill_null(_failing(check, values.array), False))
+        failing = _failing_values(check, values.array)
         if failing.any():
             hits = np.flatnonzero(failing)
             bad[hits if values.rows is None else values.rows[hits]] = True

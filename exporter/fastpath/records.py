@@ -21,7 +21,6 @@ from . import textcols
 MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z
 KINDS = ("message", "service")
 REACTION_KINDS = ("emoji", "custom_emoji", "paid")
-_EPOCH_TEXT = r"^[0-9]{1,12}$"
 _NULL_STR = pa.scalar(None, pa.string())
 
 
@@ -52,10 +51,11 @@ def _epoch_ok(array: pa.Array, required: bool) -> np.ndarray:
     """Unix seconds as a plain decimal string that `normalize.utc_from_epoch` turns into a date."""
     if array.null_count == len(array):
         return np.full(len(array), not required)
-    digits = pc.fill_null(pc.match_substring_regex(array, _EPOCH_TEXT), False)
+    short = pc.less_equal(pc.binary_length(array), 12)
+    digits = pc.fill_null(pc.and_(pc.ascii_is_decimal(array), short), False)
     seconds = pc.cast(pc.if_else(digits, array, pa.scalar("0")), pa.int64())
     ok = pc.and_(digits, pc.less_equal(seconds, MAX_EPOCH))
-    return _np(pc.fill_null(ok, False) if required else pc.fill_null(ok, True))
+    return _np(pc.if_else(array.is_null(), not required, ok))
 
 
 def eligible(msgs: pa.Table, clean: np.ndarray) -> np.ndarray:
@@ -75,6 +75,19 @@ def eligible(msgs: pa.Table, clean: np.ndarray) -> np.ndarray:
     return ok
 
 
+def _empty(type_: pa.DataType, n: int, nullable: bool) -> pa.Array:
+    """`n` "absent" values; non-nullable children (of absent structs) get placeholders instead."""
+    if nullable and not pa.types.is_struct(type_):
+        return pa.nulls(n, type_)
+    if pa.types.is_struct(type_):
+        children = [_empty(f.type, n, f.nullable) for f in type_]
+        mask = pa.array(np.ones(n, bool)) if nullable else None
+        return pa.StructArray.from_arrays(children, fields=list(type_), mask=mask)
+    if pa.types.is_list(type_):
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), _empty(type_.value_type, 0, False), type=type_)
+    return pa.repeat(pa.scalar(False if pa.types.is_boolean(type_) else "" if pa.types.is_string(type_) else 0, type_), n)
+
+
 def _const(value: object, type_: pa.DataType, n: int) -> pa.Array:
     return pa.nulls(n, type_) if value is None else pa.repeat(pa.scalar(value, type_), n)
 
@@ -89,7 +102,7 @@ def build(msgs: pa.Table, chat: Chat, locators: pa.Array, stamp: Stamp) -> pa.Ta
     n = msgs.num_rows
     m = {name: msgs[name].chunk(0) for name in msgs.column_names}
     types = _types()
-    cols: dict[str, pa.Array] = {name: pa.nulls(n, t) for name, t in types.items()}
+    cols: dict[str, pa.Array] = {f.name: _empty(f.type, n, f.nullable) for f in arrow_schema()}
     kind = pc.fill_null(m["type"], "message")
     service = pc.equal(kind, "service")
     cols.update(_ids(m["id"], chat, n))
@@ -105,9 +118,7 @@ def build(msgs: pa.Table, chat: Chat, locators: pa.Array, stamp: Stamp) -> pa.Ta
     cols["author_signature"] = m["author"]
     text, entities, ents = textcols.text_and_entities(m["text_entities"], types["entities"])
     cols["text"], cols["entities"] = text, entities
-    cols["hashtags"] = textcols.hashtags(text, ents, types["hashtags"])
-    cols["mentions"] = textcols.mentions(text, ents, types["mentions"])
-    cols["urls"] = textcols.urls(text, ents, types["urls"])
+    cols.update(textcols.derived_lists(text, entities, ents, types))
     cols["reply_to_post_id"] = _reply_to(m, service)
     cols["forward_from_name"] = m["forwarded_from"]
     cols["counts_rounded"] = _const(False, pa.bool_(), n)

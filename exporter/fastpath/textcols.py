@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 
 from .. import normalize as norm
 
-# A superset of what normalize.BARE_URL_RE can match (its letters have no special case folds).
-URL_PREFILTER = r"://|(?i:www\.)|(?i:t\.me/)"
+_SLASH, _HASH, _AT, _DOT = 47, 35, 64, 46
+_W = (87, 119)  # W, w: no other character folds to them, so normalize.BARE_URL_RE needs them
 
 
 @dataclass
@@ -105,53 +105,75 @@ def text_and_entities(parts_list: pa.ListArray, entity_type: pa.DataType) -> tup
     return text, entities, Entities(rows, kind, etext, url, counts)
 
 
-def _contains(text: pa.Array, needle: str) -> np.ndarray:
-    return pc.match_substring(text, needle).to_numpy(zero_copy_only=False)
+def _text_bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes of all texts, offsets) of a string array, without copies."""
+    _, offsets_buffer, data_buffer = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return data, offsets
 
 
-def hashtags(text: pa.Array, ents: Entities, list_type: pa.DataType) -> pa.Array:
-    """`extract_hashtags`: hashtag entities (without `#`) when a row has any, else the regex."""
+def _rows_at(positions: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    if len(positions):
+        mask[np.searchsorted(offsets, positions, side="right") - 1] = True
+    return mask
+
+
+def _contains_byte(text: pa.Array, byte: int) -> np.ndarray:
+    """Rows whose text contains the ASCII character `byte` (a prefilter for the regexes)."""
+    data, offsets = _text_bytes(text)
+    return _rows_at(np.flatnonzero(data == byte), offsets, len(text))
+
+
+def url_candidates(text: pa.Array) -> np.ndarray:
+    """Rows where normalize.BARE_URL_RE may match: a `/` (`https://`, `t.me/`) or `www.` in any case."""
+    data, offsets = _text_bytes(text)
+    rows = _rows_at(np.flatnonzero(data == _SLASH), offsets, len(text))
+    dots = np.flatnonzero(data == _DOT)
+    dots = dots[dots >= 3]
+    www = np.isin(data[dots - 1], _W) & np.isin(data[dots - 2], _W) & np.isin(data[dots - 3], _W)
+    return rows | _rows_at(dots[www], offsets, len(text))
+
+
+# Entity types that can feed `normalize.extract_*`, and the text bytes that can trigger its regexes.
+LIST_TRIGGERS = {
+    "hashtags": (("hashtag",), (_HASH,)),
+    "mentions": (("mention",), (_AT,)),
+    "urls": (("url", "text_link"), ()),  # plus `url_candidates`
+}
+
+
+def derived_lists(text: pa.Array, entities: pa.Array, ents: Entities, types: dict[str, pa.DataType]) -> dict:
+    """`hashtags`, `mentions`, `urls`: `normalize.extract_*` itself, on the rows where it can find any.
+
+    A row whose entities hold none of the relevant types and whose text holds none of the
+    characters the regexes need gets `[]` without a call; every other row gets exactly what the
+    per-record converter computes, from the same text and the same entity dicts.
+    """
     n = len(text)
-    is_tag = ents.where("hashtag")
-    tag_rows = ents.rows[is_tag]
-    tags = pc.utf8_ltrim(ents.text.filter(pa.array(is_tag)), characters="#")
-    nonempty = pc.greater(pc.utf8_length(tags), 0).to_numpy(zero_copy_only=False)
-    has_tag = np.zeros(n, bool)
-    has_tag[tag_rows] = True
-    regex_rows = np.flatnonzero(~has_tag & _contains(text, "#"))
-    slow = {int(r): norm.HASHTAG_RE.findall(t) for r, t in zip(regex_rows, text.take(pa.array(regex_rows)).to_pylist())}
-    return merge_lists(n, (tag_rows[nonempty], tags.filter(pa.array(nonempty))), slow, list_type)
-
-
-def mentions(text: pa.Array, ents: Entities, list_type: pa.DataType) -> pa.Array:
-    """`extract_mentions`: mention entities when a row has entities, else the regex."""
-    n = len(text)
-    is_mention = ents.where("mention")
-    found: dict[int, list[str]] = {}
-    for row, name in zip(ents.rows[is_mention], ents.text.filter(pa.array(is_mention)).to_pylist()):
-        found.setdefault(int(row), []).append(name.lstrip("@"))
-    regex_rows = np.flatnonzero((ents.counts == 0) & _contains(text, "@"))
-    for row, value in zip(regex_rows, text.take(pa.array(regex_rows)).to_pylist()):
-        found[int(row)] = norm.MENTION_RE.findall(value)
-    slow = {row: norm.unique(name.lower() for name in names if name) for row, names in found.items()}
-    return merge_lists(n, (np.zeros(0, np.int64), pa.array([], pa.string())), slow, list_type)
-
-
-def urls(text: pa.Array, ents: Entities, list_type: pa.DataType) -> pa.Array:
-    """`extract_urls`: link entities' URLs, then bare links in the text, without duplicates."""
-    n = len(text)
-    linkish = (ents.where("url") | ents.where("text_link")) & pc.fill_null(
-        pc.greater(pc.utf8_length(ents.url), 0), False
-    ).to_numpy(zero_copy_only=False)
-    by_row: dict[int, list[dict[str, Any]]] = {}
-    kinds = ents.kind.filter(pa.array(linkish)).to_pylist()
-    for row, kind, url in zip(ents.rows[linkish], kinds, ents.url.filter(pa.array(linkish)).to_pylist()):
-        by_row.setdefault(int(row), []).append({"type": kind, "url": url})
-    candidates = pc.match_substring_regex(text, URL_PREFILTER).to_numpy(zero_copy_only=False)
-    candidates[list(by_row)] = True
-    rows = np.flatnonzero(candidates)
-    slow = {
-        int(r): norm.extract_urls(value, by_row.get(int(r)))
-        for r, value in zip(rows, text.take(pa.array(rows)).to_pylist())
-    }
-    return merge_lists(n, (np.zeros(0, np.int64), pa.array([], pa.string())), slow, list_type)
+    functions = {"hashtags": norm.extract_hashtags, "mentions": norm.extract_mentions, "urls": norm.extract_urls}
+    wanted = {}
+    for name, (kinds, trigger_bytes) in LIST_TRIGGERS.items():
+        rows = np.zeros(n, bool)
+        for kind in kinds:
+            rows[ents.rows[ents.where(kind)]] = True
+        for byte in trigger_bytes:
+            rows |= _contains_byte(text, byte)
+        if name == "urls":
+            rows |= url_candidates(text)
+        wanted[name] = rows
+    union = np.flatnonzero(wanted["hashtags"] | wanted["mentions"] | wanted["urls"])
+    picked = pa.array(union)
+    texts = text.take(picked).to_pylist()
+    entity_lists = entities.take(picked).to_pylist()
+    columns = {}
+    for name, fn in functions.items():
+        slow = {}
+        for row, value, found in zip(union.tolist(), texts, entity_lists, strict=True):
+            if wanted[name][row]:
+                result = fn(value, found)
+                if result:
+                    slow[row] = result
+        columns[name] = merge_lists(n, (np.zeros(0, np.int64), pa.array([], pa.string())), slow, types[name])
+    return columns

@@ -139,7 +139,10 @@ def rai_fields(model: RunModel) -> dict[str, Any]:
         ),
         "rai:dataManipulationProtocol": "Command line: " + run.command_line(model),
         "rai:personalSensitiveInformation": (
-            "Post text and these fields can identify private persons: " + ", ".join(sorted(pii_fields())) + "."
+            "Post text and these fields can identify private persons: "
+            + ", ".join(sorted(pii_fields()))
+            + "."
+            + _pseudonymized(model)
         ),
         "rai:dataLimitations": (
             "Coverage is whatever the dumps contain; counts (views, forwards, reactions) are snapshots at dump "
@@ -241,3 +244,13 @@ def record_sets(model: RunModel) -> list[dict[str, Any]]:
             }
         )
     return sets
+
+
+def _pseudonymized(model: RunModel) -> str:
+    info = model.pseudonymization
+    if not info:
+        return " They are not pseudonymized."
+    return (
+        f" Persons are pseudonymized with keyed {info['method']} (key fingerprint {info['key_fingerprint']}) "
+        f"in: {', '.join(info['fields'])}; see the manifest's `pseudonymization` entry."
+    )

@@ -38,6 +38,7 @@ def datapackage_dict(model: RunModel, manifest_sha256: str) -> dict[str, Any]:
             "finished_at": run.created(model),
             "options": model.options,
             "totals": model.totals(),
+            "pseudonymization": model.pseudonymization,
         },
         "tgexport:schema": {"id": schema_id(), "version": run.schema_version(), "sha256": schema_sha256()},
     }

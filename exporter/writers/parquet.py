@@ -1,17 +1,17 @@
-"""Parquet writer: `pyarrow.dataset.write_dataset`, zstd, hive partitions, deterministic bytes."""
+"""Parquet writer: zstd, hive partitions, one file per partition, deterministic bytes."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ..arrowbuild import SORT_KEYS
+from ..arrowbuild import NULL_PARTITION, SORT_KEYS
 from ..schema import PARTITION_TYPES
 from .base import WriteJob, WrittenFile, describe
 
@@ -24,60 +24,32 @@ class ParquetWriter:
     extension = "parquet"
 
     def write(self, job: WriteJob, partitions: Iterable[tuple[dict[str, Any], pa.Table]]) -> list[WrittenFile]:
-        iterator = iter(partitions)
-        first = next(iterator, None)
-        if first is None:
-            return []
-        keys = list(first[0])
-        part_schema = pa.schema([(k, PARTITION_TYPES.get(k, pa.string())) for k in keys])
-        data_schema = first[1].schema.with_metadata({FOOTER_KEY: json.dumps(job.footer, sort_keys=True)})
-        full_schema = pa.schema(list(data_schema) + list(part_schema), metadata=data_schema.metadata)
+        """One file `<stem>-0.parquet` per partition, written as soon as its table arrives.
+
+        `pq.ParquetWriter` per partition (not `write_dataset`): memory holds one partition at a
+        time, and row groups are cut every ROW_GROUP rows whatever the chunks of the table are,
+        so the bytes depend only on the rows.
+        """
         written: list[WrittenFile] = []
-        root = job.root
-
-        def visit(file: Any) -> None:
-            path = Path(file.path)
-            written.append(describe(root, path, _partition_of(path, root, keys), file.metadata.num_rows))
-
-        fmt = ds.ParquetFileFormat()
-        options = fmt.make_write_options(
-            compression="zstd",
-            sorting_columns=pq.SortingColumn.from_ordering(data_schema, [(k, o) for k, o in SORT_KEYS]),
-        )
-        # One write_dataset call per partition: a call keeps every open file's rows buffered until
-        # it ends, so a single call over all partitions would hold the whole input in memory.
-        for part in _chain(first, iterator):
-            ds.write_dataset(
-                _batches(part, iter(()), full_schema),
-                base_dir=str(root / "posts"),
-                schema=full_schema,
-                format=fmt,
-                file_options=options,
-                partitioning=ds.partitioning(part_schema, flavor="hive"),
-                basename_template=f"{job.stem}-{{i}}.parquet",
-                existing_data_behavior="overwrite_or_ignore",
-                preserve_order=True,
-                max_partitions=1 << 20,
-                max_open_files=256,
-                max_rows_per_group=ROW_GROUP,
-                min_rows_per_group=0,
-                file_visitor=visit,
-            )
+        for values, table in partitions:
+            schema = table.schema.with_metadata({FOOTER_KEY: json.dumps(job.footer, sort_keys=True)})
+            folder = job.root / "posts" / hive_path(values)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{job.stem}-0.{self.extension}"
+            sorting = pq.SortingColumn.from_ordering(schema, [(k, o) for k, o in SORT_KEYS])
+            with pq.ParquetWriter(path, schema, compression="zstd", sorting_columns=sorting) as out:
+                out.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=ROW_GROUP)
+            written.append(describe(job.root, path, dict(values), table.num_rows))
         return sorted(written, key=lambda f: f.path)
 
 
-def _batches(first: tuple, rest: Iterator, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    for values, table in _chain(first, rest):
-        for batch in table.to_batches():
-            columns = list(batch.columns) + [
-                pa.array([values[k]] * batch.num_rows, type=schema.field(k).type) for k in values
-            ]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def _chain(first: tuple, rest: Iterator) -> Iterator[tuple]:
-    yield first
-    yield from rest
+def hive_path(values: dict[str, Any]) -> str:
+    """`year=2024/month=3`; null -> the Hive default partition; strings percent-encoded like pyarrow."""
+    parts = []
+    for key, value in values.items():
+        text = NULL_PARTITION if value is None else quote(str(value), safe="")
+        parts.append(f"{key}={text}")
+    return "/".join(parts)
 
 
 def _partition_of(path: Path, root: Path, keys: list[str]) -> dict[str, Any]:

@@ -1,0 +1,213 @@
+"""Split one big Telegram Desktop JSON file into byte ranges that workers convert independently.
+
+The planner reads the raw file once, driver side: the skeleton (everything outside the messages
+arrays) goes through the same push parser as `framing.DocumentFramer`; inside the arrays it only
+searches and counts bytes (`memmem`-speed): the array's closing line, the separators between
+messages near each cut, and the number of messages before each cut (so every range knows the
+index of its first message, and locators are exact). A cut is placed only where the state the
+per-record converter carries from message to message is known: the chat (pointer, name, type,
+id) and the id era (`Era`), learnt from the messages just before the cut.
+
+A range is a list of segments (pieces of messages arrays, each with its chat and first index),
+so the ranges together hold every message exactly once, in document order.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from .converters.tdesktop_json import _legacy_era
+from .framing import MARKER, ChatContext, LayoutError, Skeleton
+from .jsonstream import _BAD_ESCAPE, basic_events, build_value, next_event
+
+WINDOW = 32 << 20
+ERA_LOOKBACK = 64  # messages searched backwards for one that shows the id era
+MIN_RANGE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Messages `first_index`.. of one chat, in raw bytes [start, stop) of the file.
+
+    `start` is the new line before the first message's `{`; `stop` is just after the last `}`.
+    """
+
+    chat: ChatContext
+    pad: int
+    first_index: int
+    start: int
+    stop: int
+
+
+@dataclass
+class Range:
+    """Consecutive segments converted by one worker; `era` is the id era before the first."""
+
+    part: int
+    era: bool | None  # `Era.legacy` before the range's first message
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(s.stop - s.start for s in self.segments)
+
+
+def range_bytes(size: int, jobs: int) -> int | None:
+    """Bytes per range for an input of `size` bytes, or None when it is not worth splitting.
+
+    `TGEXPORT_SPLIT_BYTES` sets the smallest range (tests force tiny ranges with it).
+    """
+    smallest = int(os.environ.get("TGEXPORT_SPLIT_BYTES", MIN_RANGE_BYTES))
+    if jobs < 2 or size < 2 * smallest:
+        return None
+    return max(smallest, -(-size // (2 * jobs)))
+
+
+class _RawFile:
+    """Searches and reads over the raw bytes of a file, memory-mapped (no copies for searches)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.size = os.fstat(stream.fileno()).st_size
+        self.map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if self.size else b""
+
+    def read(self, start: int, stop: int) -> bytes:
+        return self.map[start : max(start, min(stop, self.size))]
+
+    def find(self, needle: bytes, start: int, stop: int | None = None) -> int:
+        """First occurrence starting in [start, stop), or -1."""
+        stop = self.size if stop is None else min(stop, self.size)
+        if start >= stop:
+            return -1
+        return self.map.find(needle, start, min(self.size, stop + len(needle) - 1))
+
+    def rfind(self, needle: bytes, start: int, stop: int) -> int:
+        return self.map.rfind(needle, start, stop)
+
+    def count(self, needle: bytes, start: int, stop: int) -> int:
+        """Occurrences starting in [start, stop) (`needle` must not overlap itself)."""
+        total = 0
+        while start < stop:
+            end = min(stop, start + WINDOW)
+            total += self.read(start, end + len(needle) - 1).count(needle)
+            start = end
+        return total
+
+    def close(self) -> None:
+        if isinstance(self.map, mmap.mmap):
+            self.map.close()
+
+
+def plan(stream: BinaryIO, chunk: int) -> Iterator[Range]:
+    """Ranges of about `chunk` bytes of messages, each yielded as soon as it is complete.
+
+    Raises LayoutError (or an ijson error) when the file cannot be split safely; ranges already
+    yielded must then be discarded.
+    """
+    raw = _RawFile(stream)
+    try:
+        yield from _Planner(raw, chunk).ranges()
+    finally:
+        raw.close()
+
+
+class _Planner:
+    def __init__(self, raw: _RawFile, chunk: int) -> None:
+        self.raw, self.chunk = raw, chunk
+        self.skeleton = Skeleton()
+        self.current = Range(0, None)
+        self.first_budget = max(1, chunk // 4)  # a small first range: the second worker starts sooner
+
+    def ranges(self) -> Iterator[Range]:
+        pos = 3 if self.raw.read(0, 3) == b"\xef\xbb\xbf" else 0
+        while pos < self.raw.size:
+            found = self.raw.find(MARKER, pos)
+            stop = self.raw.size if found < 0 else found + len(MARKER)
+            self._feed(pos, stop)
+            pos = stop
+            if self.skeleton.opened is not None:
+                context, self.skeleton.opened = self.skeleton.opened, None
+                pos = yield from self._array(context, pos)
+        self.skeleton.close()
+        if self.current.segments:
+            yield self.current
+
+    def _feed(self, start: int, stop: int) -> None:
+        while start < stop:
+            end = min(stop, start + WINDOW)
+            data = self.raw.read(start, end)
+            if b"\\x" in data:
+                data = _BAD_ESCAPE.sub(rb"\1\\u00\2", data)
+            self.skeleton.feed(data)
+            start = end
+
+    def _budget(self) -> int:
+        limit = self.first_budget if self.current.part == 0 else self.chunk
+        return max(1, limit - self.current.size)
+
+    def _array(self, chat: ChatContext, start: int) -> Iterator[Range]:
+        """Plan one messages array opening at raw `start`; return where the skeleton resumes."""
+        pad = self.skeleton.depth
+        if self.raw.read(start, start + pad + 3) != b"\n" + b" " * pad + b"{\n":
+            return start  # an empty (or odd) array: the skeleton parser reads it
+        end_line = b"\n" + b" " * (pad - 1) + b"]"
+        separator = b"\n" + b" " * pad + b"},\n" + b" " * pad + b"{\n"
+        index, pos = 0, start
+        while True:
+            target = pos + self._budget()
+            cut = self.raw.find(separator, target, target + WINDOW)
+            end = self.raw.find(end_line, pos, cut if cut >= 0 else None)
+            if end >= 0 or cut < 0:
+                if end < 0:
+                    raise LayoutError("messages array never ends")
+                self.current.segments.append(Segment(chat, pad, index, pos, end))
+                return end
+            stop = cut + pad + 2  # just after the `}` of the last message before the cut
+            self.current.segments.append(Segment(chat, pad, index, pos, stop))
+            era = self._era_before(stop, pad, start)
+            if era is not None:
+                yield self.current
+                self.current = Range(self.current.part + 1, era[0])
+            index += self.raw.count(b"\n" + b" " * pad + b"}", pos, stop)
+            pos = stop + 1  # past the comma
+
+    def _era_before(self, stop: int, pad: int, array_start: int) -> tuple[bool] | None:
+        """(era,) after the message ending at raw `stop`, from the last messages that show it."""
+        opener = b"\n" + b" " * pad + b"{\n"
+        for _ in range(ERA_LOOKBACK):
+            begin = self._rfind(opener, array_start, stop)
+            if begin < 0:
+                return None
+            seen = _legacy_era(_message(self.raw.read(begin + pad + 1, stop)))
+            if seen is not None:
+                return (seen,)
+            stop = begin - 1  # before the comma that ends the previous message
+        return None
+
+    def _rfind(self, needle: bytes, floor: int, stop: int) -> int:
+        return self.raw.rfind(needle, floor, stop)
+
+
+def _message(data: bytes) -> Any:
+    if b"\\x" in data:
+        data = _BAD_ESCAPE.sub(rb"\1\\u00\2", data)
+    events = basic_events(io.BytesIO(data))
+    return build_value(events, next_event(events))
+
+
+class SegmentReader:
+    """The raw bytes of one segment, as a stream for `framing.RangeFramer` (which repairs them)."""
+
+    def __init__(self, stream: BinaryIO, segment: Segment) -> None:
+        stream.seek(segment.start)
+        self._stream, self._left = stream, segment.stop - segment.start
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._stream.read(size)
+        self._left -= len(data)
+        return data
