@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from .errors import UsageError
 from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel
+from .mergeio import merge_into, read_footer, write_one
 from .pipeline import (
     ConvertRequest,
     Planned,
@@ -31,10 +32,7 @@ from .pipeline import (
     _run_tasks,
     build_model,
     file_dicts,
-    merge_into,
-    read_footer,
     write_metadata,
-    write_one,
 )
 from .pseudonymize import check_append
 from .schema import canonical_json
@@ -94,7 +92,7 @@ def append_run(request: ConvertRequest, reporter: Reporter, options: Any, starte
         new_files = [(staging, f) for r in results for f in r.files]
         counters: dict[str, Any] = {i.sha256: i for i in old_inputs} | {r.sha256: r for r in results}
         reporter.stage("merging duplicates", None)
-        files = merge_into(old_files + new_files, counters, run_id, request, publish.rewrite)
+        files = merge_into(old_files + new_files, counters, run_id, "chat" in request.partition_by, publish.rewrite)
         model = build_model(
             request,
             run_id,

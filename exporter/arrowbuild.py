@@ -119,8 +119,8 @@ class KeyCheck:
         return np.concatenate(self.hashes) if self.hashes else np.zeros(0, np.uint64)
 
     def summary(self, hashes: np.ndarray | None = None) -> dict[str, Any]:
-        hashes = self.all_hashes() if hashes is None else hashes
-        unique = len(np.unique(hashes)) == len(hashes)
+        hashes = np.sort(self.all_hashes() if hashes is None else hashes)
+        unique = not bool(np.any(hashes[1:] == hashes[:-1]))
         return {"chats": sorted(self.chats), "unique": unique and not self.usernames, "usernames": self.usernames}
 
 

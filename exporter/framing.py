@@ -110,14 +110,15 @@ def frame_region(padded: bytearray, size: int, pad: int) -> Frames:
             raise LayoutError("unexpected line inside a messages array")
         nl, is_pad, after, line = nl[:cut], is_pad[:cut], after[:cut], line[:cut]
     element = is_pad & (after != _SPACE)
+    is_close = element & (after == _CLOSE)
     opens = nl[element & (after == _OPEN)]
-    closes = nl[element & (after == _CLOSE)]
+    closes = nl[is_close]
     if len(opens) + len(closes) != int(np.count_nonzero(element)):
         raise LayoutError("a line at message level is neither `{` nor `}`")
     _check_alternation(arr, opens, closes, pad, end)
     keys = is_pad & (after == _SPACE) & (((line >> np.uint64(8 * pad + 8)) & np.uint64(0xFF)) == _QUOTE)
     key_nl = nl[keys]
-    key_rows = np.searchsorted(closes, key_nl)
+    key_rows = np.cumsum(is_close)[keys]  # closes before a key line = index of its message
     key_is_text = words[key_nl + pad + 2] == np.uint64(_TEXT_KEY)
     return Frames(opens, closes, key_rows, key_is_text, end, ended)
 
@@ -167,11 +168,11 @@ class Skeleton:
     def depth(self) -> int:
         return len(self._stack)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if not data:
             return  # an empty chunk would tell the push parser that the input ended
         try:
-            self._coro.send(data)
+            self._coro.send(bytes(data))
         except ijson.JSONError as exc:
             raise LayoutError(f"skeleton is not valid JSON: {exc}") from None
         for event in self._events:
@@ -337,7 +338,7 @@ class _Buffered:
     def __init__(self, stream: BinaryIO, batch_bytes: int) -> None:
         self._reader = RepairingReader(stream)
         self._batch_bytes = batch_bytes
-        self._buf = b""
+        self._buf = bytearray()
         self._pos = 0
         self._eof = False
 
@@ -348,8 +349,10 @@ class _Buffered:
         if not chunk:
             self._eof = True
             return False
-        self._buf = self._buf[self._pos :] + chunk
-        self._pos = 0
+        if self._pos > len(self._buf) // 2:  # drop what was consumed (one move, not one per read)
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += chunk
         return True
 
     def _fill(self, size: int) -> None:
@@ -378,8 +381,8 @@ class _Buffered:
             else:
                 last = self._buf.find(end_line, self._pos) if in_array else -1
                 if last < 0:
-                    if self._more():
-                        continue
+                    if self._more() or not in_array:
+                        continue  # more data, or the end of a range's data (the branch above)
                     raise LayoutError("messages array never ends")
                 region_end = last + len(end_line)
             batch = self._region(region_end, pad, chat, index)

@@ -7,19 +7,12 @@ read and writers only write. Nothing is printed: progress goes to a `Reporter`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import queue
 import shutil
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import __version__, converters, objectstore, writers
 from .arrowbuild import merge_needed
@@ -27,7 +20,8 @@ from .converters.base import ConvertOptions
 from .errors import InputError, OutputError, TgExportError, UsageError
 from .executors import make_executor
 from .manifest import MANIFEST, SUCCESS, InputRecord, RunModel, manifest_dict, now_utc, redact_command, write_json
-from .merge import merge_files
+from .mergeio import merge_into, rewrite_in_place
+from .progress import Reporter, progress_channel
 from .provenance import write_documents
 from .pseudonymize import PseudonymizeSpec
 from .pseudonymize import describe as describe_pseudonymization
@@ -35,16 +29,10 @@ from .ranged import expected_tasks, submit_task
 from .schema import canonical_json, schema_id, schema_sha256
 from .sources import InputUnit, Skipped, describe_head, skipped_summary, sniff
 from .task import TaskResult, TaskSpec
-from .writers.base import WriteJob, WrittenFile, describe
-from .writers.parquet import FOOTER_KEY
+from .writers.base import WrittenFile
 
 PARTITION_KEYS = ("chat", "year", "month")
 ON_INVALID = ("quarantine", "fail", "skip")
-
-
-class Reporter(Protocol):
-    def stage(self, name: str, total: int | None = None) -> None: ...
-    def advance(self, amount: int) -> None: ...
 
 
 class _Silent:
@@ -133,7 +121,13 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
         files = [(staging, f) for r in results for f in r.files]
         reporter.stage("merging duplicates", None)
         if merge_needed([r.keys for r in results]):  # tasks report whether any key can repeat
-            files = merge_into(files, {r.sha256: r for r in results}, run_id, request, _rewrite_in_place(request))
+            files = merge_into(
+                files,
+                {r.sha256: r for r in results},
+                run_id,
+                "chat" in request.partition_by,
+                rewrite_in_place(request.to),
+            )
         model = build_model(
             request,
             run_id,
@@ -163,68 +157,6 @@ def write_metadata(root: Path, model: RunModel) -> None:
     write_json(root / MANIFEST, manifest_dict(model))
     write_documents(root, model)
     _write_success(root, model.run_id)
-
-
-def merge_into(
-    files: list[tuple[Path, WrittenFile]],
-    counters: dict[str, Any],
-    run_id: str,
-    request: ConvertRequest,
-    rewrite: Callable[[Path, WrittenFile, pa.Table], WrittenFile | None],
-) -> list[tuple[Path, WrittenFile]]:
-    """Merge duplicates across `files`; update per-input counts; return the files that remain."""
-    paths = [root / f.path for root, f in files]
-    new_files: list[tuple[Path, WrittenFile] | None] = list(files)
-
-    def apply(index: int, table: pa.Table) -> None:
-        root, old = files[index]
-        written = rewrite(root, old, table)
-        new_files[index] = None if written is None else (root, written)
-
-    outcome = merge_files(
-        paths,
-        sum(f.rows for _, f in files),
-        run_id,
-        apply,
-        keep_chat="chat" in request.partition_by,
-        work=files[-1][0] if files else None,  # the staging folder: spill beside the data
-    )
-    for sha, count in outcome.merged_by_input.items():
-        counters[sha].merged += count
-        counters[sha].written -= count
-    return [f for f in new_files if f is not None]
-
-
-def _rewrite_in_place(request: ConvertRequest) -> Callable:
-    """Rewrite an affected file of the staging dataset under its own name."""
-
-    def rewrite(root: Path, old: WrittenFile, table: pa.Table) -> WrittenFile | None:
-        path = root / old.path
-        footer = read_footer(path)
-        path.unlink()
-        if table.num_rows == 0:
-            return None
-        return write_one(root, old, table, request.to, footer)
-
-    return rewrite
-
-
-def read_footer(path: Path) -> dict[str, Any]:
-    """The `tgexport` footer document of a Parquet data file ({} for JSONL)."""
-    if not path.name.endswith(".parquet"):
-        return {}
-    raw = (pq.read_metadata(path).metadata or {}).get(FOOTER_KEY)
-    return json.loads(raw) if raw else {}
-
-
-def write_one(root: Path, old: WrittenFile, table: pa.Table, to: str, footer: dict[str, Any]) -> WrittenFile:
-    """Write `table` as the file `old.path` under `root` (same partition, same name)."""
-    stem = old.path.rsplit("/", 1)[-1].rsplit("-", 1)[0]
-    (written,) = writers.get(to).write(WriteJob(root, stem, footer), [(old.partition, table)])
-    if written.path != old.path:
-        os.replace(root / written.path, root / old.path)
-        written = describe(root, root / old.path, old.partition, written.rows)
-    return written
 
 
 def _convert_options(request: ConvertRequest) -> ConvertOptions:
@@ -358,7 +290,7 @@ def _run_tasks(
     executor = make_executor(request.jobs, tasks, request.scheduler, staging=staging, target=target)
     inline = executor.__class__.__name__ == "InlineExecutor"
     channel = getattr(executor, "progress_channel", None)  # the Dask engine brings its own
-    progress, stop = channel(reporter) if channel else _progress_channel(reporter, inline)
+    progress, stop = channel(reporter) if channel else progress_channel(reporter, inline)
     try:
         specs = [
             TaskSpec(
@@ -391,44 +323,6 @@ def _run_tasks(
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         stop()
-
-
-class _DirectProgress:
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    def put(self, item: tuple[int, int]) -> None:
-        self.reporter.advance(item[1])
-
-
-def _progress_channel(reporter: Reporter, inline: bool) -> tuple[Any, Callable[[], None]]:
-    """A queue workers can put (index, bytes) into, drained into the reporter by a thread."""
-    if inline:
-        return _DirectProgress(reporter), lambda: None
-    import multiprocessing
-
-    manager = multiprocessing.get_context("spawn").Manager()
-    channel = manager.Queue()
-    done = threading.Event()
-
-    def drain() -> None:
-        while not done.is_set():
-            try:
-                reporter.advance(channel.get(timeout=0.1)[1])
-            except queue.Empty:
-                continue
-            except (EOFError, OSError):
-                return
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        done.set()
-        thread.join()
-        manager.shutdown()
-
-    return channel, stop
 
 
 def _input_records(results: list[TaskResult]) -> list[InputRecord]:

@@ -16,6 +16,7 @@ could not be made), the whole input is converted by `run_task` instead.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import threading
 import time
@@ -26,15 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from . import fastpath, profile, splitting, writers
-from .arrowbuild import KeyCheck
+from . import fastpath, profile, splitting
+from .arrowbuild import KeyCheck, sort_table
 from .converters.tdesktop_json import Era
 from .errors import TgExportError
 from .fastpath.records import Stamp
 from .fastpath.runner import FastPathAbort, FastRunner
 from .framing import BATCH_BYTES, LayoutError, RangeFramer
-from .spill import PartitionSpill
+from .schema import arrow_schema
+from .sink import PartitionSink
 from .task import (
     FAST_FORMAT,
     TaskResult,
@@ -43,17 +46,20 @@ from .task import (
     _new_result,
     _ProgressReader,
     _route,
+    new_sink,
     run_batches,
     run_task,
 )
-from .writers.base import WriteJob
 
 
 @dataclass
 class RangeResult:
     part: int
-    result: TaskResult | None = None  # counts, stages (no files)
-    spill: list = field(default_factory=list)  # PartitionSpill.state()
+    result: TaskResult | None = None  # counts, stages; `files` are under the range's own root
+    written: list = field(default_factory=list)  # (partition key, partition values, WrittenFile)
+    hashes: Any = None  # arrowbuild.KeyCheck hashes of the rows written
+    chats: list[int] = field(default_factory=list)
+    usernames: bool = False
     rejects: str | None = None  # the range's rejects file, absolute
     aborted: str | None = None  # why the range needs the per-record path
 
@@ -128,7 +134,7 @@ class _RangedRun:
             if isinstance(outcome, BaseException):
                 _discard(self._spec, ranges)
                 raise outcome
-        return finalize_ranges(self._executor, self._spec, ranges, self._jobs)
+        return finalize_ranges(self._spec, ranges)
 
 
 def _range_work(spec: TaskSpec, part: int) -> Path:
@@ -141,27 +147,28 @@ def _discard(spec: TaskSpec, ranges: list[RangeResult]) -> None:
 
 
 def run_range(spec: TaskSpec, part: splitting.Range) -> RangeResult:
-    """Convert the messages of one range into spilled Arrow tables and a rejects file."""
+    """Convert the messages of one range; its partitions are written under the range's folder."""
     work = _range_work(spec, part.part)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     result = _new_result(spec)
-    spill = PartitionSpill(work / "spill", spec.partition_by)
+    sink = new_sink(spec, work, work)
     started = time.perf_counter()
     try:
         with _gc_paused():
-            _convert_range(spec, part, result, spill, work)
+            _convert_range(spec, part, result, sink, work)
+            result.files = sink.close()
     except (FastPathAbort, LayoutError) as exc:
         return RangeResult(part.part, aborted=str(exc) or type(exc).__name__)
     result.stages["total"] = time.perf_counter() - started
     profile.record(spec, result, part=part.part)
+    keys = sink.key_check()
+    written = [(key, sink.values_of(key), f) for key, f in sink.files_by_key().items()]
     rejects = str(work / "rejects.jsonl") if result.quarantined else None
-    return RangeResult(part.part, result, spill.state(), rejects)
+    return RangeResult(part.part, result, written, keys.all_hashes(), sorted(keys.chats), keys.usernames, rejects)
 
 
-def _convert_range(
-    spec: TaskSpec, part: splitting.Range, result: TaskResult, spill: PartitionSpill, work: Path
-) -> None:
+def _convert_range(spec: TaskSpec, part: splitting.Range, result: TaskResult, sink: PartitionSink, work: Path) -> None:
     stamp = Stamp(spec.fmt, spec.unit.display, spec.sha256, spec.run_id)
     with spec.unit.open() as raw, open(work / "rejects.jsonl", "wb") as rejects:
 
@@ -172,7 +179,7 @@ def _convert_range(
         for segment in part.segments:
             reader = _ProgressReader(splitting.SegmentReader(raw, segment), spec)
             framer = RangeFramer(reader, segment.chat, segment.pad, segment.first_index, BATCH_BYTES)
-            run_batches(framer.batches(), runner, result, spill)
+            run_batches(framer.batches(), runner, result, sink)
             reader.flush()
         result.stages.clear()
         result.rows.clear()
@@ -180,39 +187,13 @@ def _convert_range(
         result.rows.update(runner.rows)
 
 
-@dataclass
-class WriteOutcome:
-    files: list
-    hashes: Any  # KeyCheck hashes of the rows written
-    chats: list[int]
-    usernames: bool
-    seconds: float
+def finalize_ranges(spec: TaskSpec, ranges: list[RangeResult]) -> TaskResult:
+    """Move each range's files into place; a partition written by several ranges is joined.
 
-
-def write_group(spec: TaskSpec, state: list[tuple]) -> WriteOutcome:
-    """Write some partitions of a split input (a worker's share of the finalize step)."""
-    started = time.perf_counter()
-    with _gc_paused():
-        spill = PartitionSpill.joined(spec.root / ".tasks" / spec.short / "spill", spec.partition_by, [state])
-        keys = KeyCheck()
-        job = WriteJob(spec.root, f"part-{spec.short}", spec.footer)
-        files = writers.get(spec.writer).write(job, keys.watch(spill.partitions()))
-    return WriteOutcome(files, keys.all_hashes(), sorted(keys.chats), keys.usernames, time.perf_counter() - started)
-
-
-def _groups(state: list[tuple], count: int) -> list[list[tuple]]:
-    """Partitions dealt into `count` groups of about equal rows (biggest first, to the lightest)."""
-    groups: list[list[tuple]] = [[] for _ in range(max(1, min(count, len(state))))]
-    load = [0] * len(groups)
-    for entry in sorted(state, key=lambda e: -e[3]):
-        lightest = load.index(min(load))
-        groups[lightest].append(entry)
-        load[lightest] += entry[3]
-    return [g for g in groups if g]
-
-
-def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult], jobs: int) -> TaskResult:
-    """Sum the ranges' counts, join their rejects, write the data files on `jobs` workers."""
+    A partition with rows in one range only was written by that range exactly as `run_task`
+    would write it (all of its rows, sorted): its file is renamed into the dataset. A partition
+    whose rows span ranges is read back from each range, in range order, sorted and written once.
+    """
     started = time.perf_counter()
     work = spec.root / ".tasks" / spec.short
     shutil.rmtree(work, ignore_errors=True)
@@ -222,28 +203,58 @@ def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult
     for outcome in ranges:
         _add_counts(result, outcome.result)
         stages.update(outcome.result.stages)
-    with open(work / "rejects.jsonl", "wb") as out:
-        for outcome in ranges:
-            if outcome.rejects:
-                with open(outcome.rejects, "rb") as part_rejects:
-                    shutil.copyfileobj(part_rejects, out, 1 << 20)
+    _join_rejects(ranges, work / "rejects.jsonl")
     if result.quarantined:
         result.rejects = (work / "rejects.jsonl").relative_to(spec.root).as_posix()
-    joined = PartitionSpill.joined(work / "spill", spec.partition_by, [o.spill for o in ranges]).state()
-    futures = [executor.submit(write_group, spec, group) for group in _groups(joined, jobs)]
-    outcomes = [future.result() for future in futures]
-    result.files = sorted((f for o in outcomes for f in o.files), key=lambda f: f.path)
+    with _gc_paused():
+        result.files = _place_files(spec, ranges, work)
     result.written = sum(f.rows for f in result.files)
     keys = KeyCheck()
-    keys.chats = {c for o in outcomes for c in o.chats}
-    keys.usernames = any(o.usernames for o in outcomes)
-    result.keys = keys.summary(np.concatenate([o.hashes for o in outcomes]) if outcomes else None)
-    stages["write"] = sum(o.seconds for o in outcomes)
+    keys.chats = {c for o in ranges for c in o.chats}
+    keys.usernames = any(o.usernames for o in ranges)
+    result.keys = keys.summary(np.concatenate([o.hashes for o in ranges]))
     stages["finalize"] = time.perf_counter() - started
     result.stages = stages
     profile.record(spec, result, part=-1)
     _discard(spec, ranges)
     return result
+
+
+def _join_rejects(ranges: list[RangeResult], target: Path) -> None:
+    with open(target, "wb") as out:
+        for outcome in ranges:
+            if outcome.rejects:
+                with open(outcome.rejects, "rb") as part_rejects:
+                    shutil.copyfileobj(part_rejects, out, 1 << 20)
+
+
+def _place_files(spec: TaskSpec, ranges: list[RangeResult], work: Path) -> list:
+    by_key: dict[tuple, list[tuple[RangeResult, dict, Any]]] = {}
+    for outcome in ranges:
+        for key, values, written in outcome.written:
+            by_key.setdefault(tuple(key), []).append((outcome, values, written))
+    sink = new_sink(spec, spec.root, work)
+    files = []
+    for pieces in by_key.values():
+        if len(pieces) == 1:
+            outcome, _, written = pieces[0]
+            target = spec.root / written.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(_range_work(spec, outcome.part) / written.path, target)
+            files.append(written)
+            continue
+        tables = [_read_back(spec, outcome, written) for outcome, _, written in pieces]
+        table = sort_table(pa.concat_tables(tables)).combine_chunks()
+        (joined,) = sink.writer.write(sink.job, [(pieces[0][1], table)])
+        files.append(joined)
+    return sorted(files, key=lambda f: f.path)
+
+
+def _read_back(spec: TaskSpec, outcome: RangeResult, written: Any) -> pa.Table:
+    from .merge import read_data_file
+
+    table = read_data_file(_range_work(spec, outcome.part) / written.path)
+    return table.select(arrow_schema().names).cast(arrow_schema())
 
 
 def _add_counts(total: TaskResult, part: TaskResult) -> None:

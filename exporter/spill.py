@@ -39,18 +39,11 @@ class PartitionSpill:
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        keys = partition_columns(table, self.partition_by)
-        codes = _group_codes(list(keys.values()), table.num_rows)
-        if np.any(codes[1:] < codes[:-1]):  # rows of a partition are not contiguous: group them
-            order = np.argsort(codes, kind="stable")
-            table, codes = table.take(pa.array(order)), codes[order]
-            keys = {k: v.take(pa.array(order)) for k, v in keys.items()}
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [table.num_rows]])
-        for start, stop in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
-            values = {k: keys[k][start].as_py() for k in keys}
-            self._write(tuple(values.values()), values, table.slice(start, stop - start))
+        for key, values, part in group_slices(table, partition_columns(table, self.partition_by)):
+            self.add_slice(key, values, part)
 
-    def _write(self, key: tuple, values: dict[str, Any], table: pa.Table) -> None:
+    def add_slice(self, key: tuple, values: dict[str, Any], table: pa.Table) -> None:
+        """Spill rows of one partition (`key` is `tuple(values.values())`)."""
         part = self._parts.setdefault(key, _Partition(values))
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self._count:08d}.arrow"
@@ -59,6 +52,21 @@ class PartitionSpill:
             writer.write_table(table)
         part.files.append(path)
         part.rows += table.num_rows
+
+    def keys(self) -> list[tuple]:
+        return list(self._parts)
+
+    def tables(self, key: tuple) -> list[pa.Table]:
+        """The spilled tables of one partition, in the order they were added (then forgotten)."""
+        part = self._parts.pop(key, None)
+        if part is None:
+            return []
+        tables = []
+        for path in part.files:
+            with pa.memory_map(str(path)) as source:
+                tables.append(ipc.open_file(source).read_all())
+            path.unlink()
+        return tables
 
     def partitions(self) -> Iterator[tuple[dict[str, Any], pa.Table]]:
         """Each partition's rows, sorted by chat and post id, in partition order (nulls last)."""
@@ -95,6 +103,19 @@ class PartitionSpill:
     @property
     def rows(self) -> int:
         return sum(p.rows for p in self._parts.values())
+
+
+def group_slices(table: pa.Table, keys: dict[str, pa.Array]) -> Iterator[tuple[tuple, dict[str, Any], pa.Table]]:
+    """(key, partition values, rows) per partition present in `table`, rows in arrival order."""
+    codes = _group_codes(list(keys.values()), table.num_rows)
+    if np.any(codes[1:] < codes[:-1]):  # rows of a partition are not contiguous: group them
+        order = np.argsort(codes, kind="stable")
+        table, codes = table.take(pa.array(order)), codes[order]
+        keys = {k: v.take(pa.array(order)) for k, v in keys.items()}
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [table.num_rows]])
+    for start, stop in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
+        values = {k: keys[k][start].as_py() for k in keys}
+        yield tuple(values.values()), values, table.slice(start, stop - start)
 
 
 def _group_codes(columns: list[pa.Array], n: int) -> np.ndarray:

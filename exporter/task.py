@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from . import converters, fastpath, profile, validate, writers
-from .arrowbuild import KeyCheck, records_to_table
+from .arrowbuild import records_to_table
 from .converters.base import ConvertOptions, Item, SourceRef
 from .errors import TgExportError
 from .fastpath.records import Stamp
@@ -30,8 +30,8 @@ from .fastpath.runner import FastPathAbort, FastRunner
 from .framing import Batch, DocumentFramer, LayoutError
 from .normalize import stamp_provenance
 from .pseudonymize import PseudonymizeSpec, pseudonymizer_for
+from .sink import PartitionSink
 from .sources import InputUnit
-from .spill import PartitionSpill
 from .writers.base import WriteJob, WrittenFile
 
 BATCH_ROWS = 20_000
@@ -131,8 +131,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
     work.mkdir(parents=True)
     started = time.perf_counter()
     with _gc_paused():
-        result, spill = _convert(spec, work)
-        _finish(spec, result, spill, work)
+        result, sink = _convert(spec, work)
+        _finish(spec, result, sink, work)
     result.stages["total"] = time.perf_counter() - started
     profile.record(spec, result)
     return result
@@ -142,27 +142,31 @@ def _new_result(spec: TaskSpec) -> TaskResult:
     return TaskResult(spec.index, spec.unit.display, spec.fmt, spec.sha256, spec.unit.size, run_id=spec.run_id)
 
 
-def _convert(spec: TaskSpec, work: Path) -> tuple[TaskResult, PartitionSpill]:
-    """Items -> spilled Arrow tables; the columnar fast path when it applies, else per record."""
+def new_sink(spec: TaskSpec, root: Path, work: Path) -> PartitionSink:
+    """The partition writer of one task (or range): files `part-<sha16>-<i>` under `root/posts`."""
+    job = WriteJob(root, f"part-{spec.short}", spec.footer)
+    return PartitionSink(writers.get(spec.writer), job, spec.partition_by, work / "spill")
+
+
+def _convert(spec: TaskSpec, work: Path) -> tuple[TaskResult, PartitionSink]:
+    """Items -> written partitions; the columnar fast path when it applies, else per record."""
     reported = 0
     # Pseudonymized runs go per record until the fast path calls pseudonymize.pseudonymize_batch.
     if spec.fmt == FAST_FORMAT and fastpath.enabled() and spec.pseudonymize is None:
-        result = _new_result(spec)
-        spill = PartitionSpill(work / "spill", spec.partition_by)
+        result, sink = _new_result(spec), new_sink(spec, spec.root, work)
         try:
-            reported = _convert_fast(spec, result, spill, work)
-            return result, spill
+            reported = _convert_fast(spec, result, sink, work)
+            return result, sink
         except (FastPathAbort, LayoutError) as exc:
             log.info("%s: per-record conversion (%s)", spec.unit.display, exc)
             reported = getattr(exc, "reported", 0)
-            shutil.rmtree(work / "spill", ignore_errors=True)
-    result = _new_result(spec)
-    spill = PartitionSpill(work / "spill", spec.partition_by)
-    _convert_records(spec, result, spill, work, reported)
-    return result, spill
+            sink.discard()
+    result, sink = _new_result(spec), new_sink(spec, spec.root, work)
+    _convert_records(spec, result, sink, work, reported)
+    return result, sink
 
 
-def _convert_fast(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, work: Path) -> int:
+def _convert_fast(spec: TaskSpec, result: TaskResult, sink: PartitionSink, work: Path) -> int:
     stamp = Stamp(spec.fmt, spec.unit.display, spec.sha256, spec.run_id)
     with spec.unit.open() as raw, open(work / "rejects.jsonl", "wb") as rejects:
         reader = _ProgressReader(raw, spec)
@@ -172,7 +176,7 @@ def _convert_fast(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, wor
 
         runner = FastRunner(stamp, spec.options, route)
         try:
-            run_batches(DocumentFramer(reader).batches(), runner, result, spill)
+            run_batches(DocumentFramer(reader).batches(), runner, result, sink)
         except (FastPathAbort, LayoutError) as exc:
             reader.flush()
             exc.reported = reader.total  # type: ignore[attr-defined]
@@ -181,23 +185,23 @@ def _convert_fast(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, wor
     return reader.total
 
 
-def run_batches(batches: Iterator[Batch], runner: FastRunner, result: TaskResult, spill: PartitionSpill) -> None:
-    """Feed framed batches through the fast runner into the spill; fold timings into `result`."""
+def run_batches(batches: Iterator[Batch], runner: FastRunner, result: TaskResult, sink: PartitionSink) -> None:
+    """Feed framed batches through the fast runner into the sink; fold timings into `result`."""
     started = time.perf_counter()
     for batch in batches:
         runner.stages["read"] += time.perf_counter() - started
         table = runner.run_batch(batch)
         result.read += batch.count
         started = time.perf_counter()
-        spill.add(table)
-        runner.stages["build"] += time.perf_counter() - started
+        sink.add(table)
+        runner.stages["write"] += time.perf_counter() - started
         started = time.perf_counter()
     runner.stages["read"] += time.perf_counter() - started
     result.stages.update(runner.stages)
     result.rows.update(runner.rows)
 
 
-def _convert_records(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, work: Path, skip: int) -> None:
+def _convert_records(spec: TaskSpec, result: TaskResult, sink: PartitionSink, work: Path, skip: int) -> None:
     source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
     started = time.perf_counter()
     with spec.unit.open() as raw, open(work / "rejects.jsonl", "wb") as rejects:
@@ -207,20 +211,18 @@ def _convert_records(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, 
             result.read += 1
             _route(item, spec, result, batch, rejects)
             if len(batch) >= BATCH_ROWS:
-                spill.add(records_to_table(batch))
+                sink.add(records_to_table(batch))
                 batch.clear()
-        spill.add(records_to_table(batch))
+        sink.add(records_to_table(batch))
         reader.flush()
     result.rows["per_record"] += result.read
     result.stages["per_record"] += time.perf_counter() - started
 
 
-def _finish(spec: TaskSpec, result: TaskResult, spill: PartitionSpill, work: Path) -> None:
+def _finish(spec: TaskSpec, result: TaskResult, sink: PartitionSink, work: Path) -> None:
     started = time.perf_counter()
-    job = WriteJob(spec.root, f"part-{spec.short}", spec.footer)
-    keys = KeyCheck()
-    result.files = writers.get(spec.writer).write(job, keys.watch(spill.partitions()))
-    result.keys = keys.summary()
+    result.files = sink.close()
+    result.keys = sink.key_check().summary()
     result.written = sum(f.rows for f in result.files)
     if result.quarantined:
         result.rejects = (work / "rejects.jsonl").relative_to(spec.root).as_posix()

@@ -130,6 +130,7 @@ EXPECT_FAST = {
     "hashtags_mentions_urls",
     "edits_forwards_replies",
     "media_files",
+    "media_poll",
     "media_placeholders",
     "reactions",
     "service",
@@ -270,11 +271,23 @@ REACTION = st.fixed_dictionaries(
 MEDIA = st.one_of(
     st.just({}),
     st.fixed_dictionaries(
-        {"photo": st.sampled_from(["photos/p@1.jpg", "(File not included. Change data exporting settings to download.)"])},
-        optional={"width": st.integers(0, 5000), "height": st.integers(0, 5000), "photo_file_size": st.integers(0, 10**7)},
+        {
+            "photo": st.sampled_from(
+                ["photos/p@1.jpg", "(File not included. Change data exporting settings to download.)"]
+            )
+        },
+        optional={
+            "width": st.integers(0, 5000),
+            "height": st.integers(0, 5000),
+            "photo_file_size": st.integers(0, 10**7),
+        },
     ),
     st.fixed_dictionaries(
-        {"file": st.sampled_from(["files/a b.pdf", "video_files\\v.mp4", "(File unavailable, please try again later)", ""])},
+        {
+            "file": st.sampled_from(
+                ["files/a b.pdf", "video_files\\v.mp4", "(File unavailable, please try again later)", ""]
+            )
+        },
         optional={
             "file_name": st.sampled_from(["a.pdf", "x.mp4"]),
             "media_type": st.sampled_from(["video_file", "sticker", "voice_message", "odd_type"]),
@@ -318,7 +331,7 @@ def messages(draw: Any) -> list[dict[str, Any]]:
     for index in range(draw(st.integers(1, 12))):
         kind = draw(st.sampled_from(["message", "message", "message", "service"]))
         msg: dict[str, Any] = {
-            "id": draw(st.one_of(st.integers(-10**9, 10**9), st.just(index + 1))),
+            "id": draw(st.one_of(st.integers(-(10**9), 10**9), st.just(index + 1))),
             "type": kind,
             "date": "2024-03-01T15:00:00",
             "date_unixtime": str(draw(st.integers(0, 2_000_000_000))),
@@ -400,3 +413,37 @@ def test_ignored_keys_do_not_change_records(msgs: list[dict[str, Any]]) -> None:
         want = _outcome(dict(base))
         for name, type_ in IGNORED:
             assert _outcome({**base, name: VALUES[type_]}) == want, name
+
+
+# --- hashtags / mentions / urls: the vectorized lists and their guard --------------------------------
+
+
+@pytest.mark.parametrize("case", ["hashtags_mentions_urls", "single_chat", "entities_astral", "full_account"])
+def test_calling_normalize_per_row_gives_the_same_records(monkeypatch, case) -> None:
+    """The fallback used when `normalize.extract_*` change meaning: same records as per record."""
+    from exporter.fastpath import textcols
+
+    monkeypatch.setattr(textcols, "semantics_hold", lambda: False)
+    outcome = assert_same((FIXTURE_DIR / f"{case}.json").read_bytes(), _options(case))
+    assert outcome is not None and outcome["fast_rows"] > 0
+
+
+def test_probe_notices_when_extract_functions_change_meaning(monkeypatch) -> None:
+    from exporter import normalize
+    from exporter.fastpath import textcols
+
+    def regex_when_no_hashtag_entity(text: str, entities: Any = None) -> list[str]:
+        tags = [e for e in entities or () if e["type"] == "hashtag"]
+        return [
+            text[e["offset"] : e["offset"] + e["length"]].lstrip("#") for e in tags
+        ] or normalize.HASHTAG_RE.findall(text)
+
+    textcols.semantics_hold.cache_clear()
+    try:
+        assert textcols.semantics_hold()
+        monkeypatch.setattr(normalize, "extract_hashtags", regex_when_no_hashtag_entity)
+        textcols.semantics_hold.cache_clear()
+        assert not textcols.semantics_hold()
+    finally:
+        monkeypatch.undo()
+        textcols.semantics_hold.cache_clear()

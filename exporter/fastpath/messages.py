@@ -20,6 +20,16 @@ from ..framing import Batch
 S, I64, BOOL = pa.string(), pa.int64(), pa.bool_()
 PART = pa.struct([("type", S), ("text", S), ("href", S), ("user_id", I64), ("document_id", S)])
 REACTION = pa.struct([("type", S), ("count", I64), ("emoji", S), ("document_id", S)])
+# A poll question/answer given as a list of text parts (formatted, tdesktop 5.16+) does not fit:
+# pyarrow then rejects the batch and it goes per record.
+POLL = pa.struct(
+    [
+        ("question", S),
+        ("closed", BOOL),
+        ("total_voters", I64),
+        ("answers", pa.list_(pa.struct([("text", S), ("voters", I64)]))),
+    ]
+)
 # Keys the columnar normalization reads, with the types tdesktop writes.
 USED = [
     ("id", I64),
@@ -50,6 +60,7 @@ USED = [
     ("sticker_emoji", S),
     ("text_entities", pa.list_(PART)),
     ("reactions", pa.list_(REACTION)),
+    ("poll", POLL),
 ]
 # Keys the per-record converter never reads (tests/test_fastpath.py pins that): declared only so
 # the census can count them. `text` is the one it ignores that has no single type.

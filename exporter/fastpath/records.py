@@ -21,7 +21,6 @@ from . import textcols
 MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z
 KINDS = ("message", "service")
 REACTION_KINDS = ("emoji", "custom_emoji", "paid")
-_NULL_STR = pa.scalar(None, pa.string())
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,11 @@ class Stamp:
     file: str
     sha256: str
     run_id: str
+
+
+@cache
+def _null_str() -> pa.Scalar:
+    return pa.scalar(None, pa.string())  # not at import: pa.scalar imports pandas
 
 
 @cache
@@ -84,8 +88,12 @@ def _empty(type_: pa.DataType, n: int, nullable: bool) -> pa.Array:
         mask = pa.array(np.ones(n, bool)) if nullable else None
         return pa.StructArray.from_arrays(children, fields=list(type_), mask=mask)
     if pa.types.is_list(type_):
-        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), _empty(type_.value_type, 0, False), type=type_)
-    return pa.repeat(pa.scalar(False if pa.types.is_boolean(type_) else "" if pa.types.is_string(type_) else 0, type_), n)
+        return pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, np.int32)), _empty(type_.value_type, 0, False), type=type_
+        )
+    return pa.repeat(
+        pa.scalar(False if pa.types.is_boolean(type_) else "" if pa.types.is_string(type_) else 0, type_), n
+    )
 
 
 def _const(value: object, type_: pa.DataType, n: int) -> pa.Array:
@@ -112,18 +120,19 @@ def build(msgs: pa.Table, chat: Chat, locators: pa.Array, stamp: Stamp) -> pa.Ta
     cols["kind"] = kind
     action = m["action"]
     has_action = pc.fill_null(pc.greater(pc.utf8_length(action), 0), False)
-    cols["service_action"] = pc.if_else(pc.and_(service, has_action), action, _NULL_STR)
+    cols["service_action"] = pc.if_else(pc.and_(service, has_action), action, _null_str())
     cols["sender_id"] = pc.if_else(service, m["actor_id"], m["from_id"])
     cols["sender_name"] = pc.if_else(service, m["actor"], m["from"])
     cols["author_signature"] = m["author"]
     text, entities, ents = textcols.text_and_entities(m["text_entities"], types["entities"])
     cols["text"], cols["entities"] = text, entities
-    cols.update(textcols.derived_lists(text, entities, ents, types))
+    lists = textcols.vectorized_lists if textcols.semantics_hold() else textcols.derived_lists
+    cols.update(lists(text, entities, ents, types))
     cols["reply_to_post_id"] = _reply_to(m, service)
     cols["forward_from_name"] = m["forwarded_from"]
     cols["counts_rounded"] = _const(False, pa.bool_(), n)
     cols["reactions"], cols["reactions_total"] = _reactions(m["reactions"], types["reactions"])
-    cols["media_type"], cols["media"] = _media(m, types["media"])
+    cols["media_type"], cols["media"], cols["poll"] = _media(m, types["media"], types["poll"])
     cols["content_omitted"] = _const(False, pa.bool_(), n)
     cols.update(_provenance(stamp, locators, types["sources"]))
     schema = arrow_schema()
@@ -141,7 +150,7 @@ def _ids(post_id: pa.Array, chat: Chat, n: int) -> dict[str, pa.Array]:
     }
     if chat_id is not None and norm.post_url(None, chat_id, chat_type, 1) is not None:
         link = pc.binary_join_element_wise(f"https://t.me/c/{chat_id}/", pc.cast(post_id, pa.string()), "")
-        cols["url"] = pc.if_else(pc.greater(post_id, 0), link, _NULL_STR)
+        cols["url"] = pc.if_else(pc.greater(post_id, 0), link, _null_str())
     return cols
 
 
@@ -166,12 +175,12 @@ def _reactions(raw: pa.ListArray, list_type: pa.DataType) -> tuple[pa.Array, pa.
     emoji = pc.if_else(
         pc.equal(kind, "emoji"),
         textcols.map_distinct(flat.field("emoji").filter(keep), norm.normalize_emoji, pa.string()),
-        _NULL_STR,
+        _null_str(),
     )
     emoji_id = pc.if_else(
         pc.equal(kind, "custom_emoji"),
         textcols.map_distinct(flat.field("document_id").filter(keep), norm.numeric_id, pa.string()),
-        _NULL_STR,
+        _null_str(),
     )
     struct = pa.StructArray.from_arrays([kind, emoji, emoji_id, count], fields=list(list_type.value_type))
     rows = parents[_np(keep)]
@@ -190,21 +199,24 @@ def _placeholder(path: pa.Array) -> pa.Array:
     return hit
 
 
-def _media(m: dict[str, pa.Array], struct_type: pa.DataType) -> tuple[pa.Array, pa.Array]:
-    """`tdesktop_json._fill_media` for photos and files (other payloads are per-record)."""
+def _media(m: dict[str, pa.Array], struct_type: pa.DataType, poll_type: pa.DataType) -> tuple[pa.Array, ...]:
+    """`tdesktop_json._fill_media` for photos, files and polls (other payloads are per-record)."""
     photo, file, raw_type = m["photo"], m["file"], m["media_type"]
     has_photo = photo.is_valid()
     has_file = pc.and_(pc.invert(has_photo), pc.or_(file.is_valid(), raw_type.is_valid()))
+    has_poll = pc.and_(pc.invert(pc.or_(has_photo, has_file)), m["poll"].is_valid())
     mapped = textcols.map_distinct(raw_type, lambda t: MEDIA_TYPES.get(t, "other"), pa.string())
     file_kind = pc.fill_null(mapped, "document")
-    media_type = pc.if_else(has_photo, "photo", pc.if_else(has_file, file_kind, _NULL_STR))
+    other = pc.if_else(has_file, file_kind, pc.if_else(has_poll, "poll", _null_str()))
+    media_type = pc.if_else(has_photo, "photo", other)
     file_name = m["file_name"]
     guess = pc.and_(has_file, pc.and_(file_name.is_null(), file.is_valid()))
     if pc.any(guess).as_py():
-        file_name = pc.replace_with_mask(file_name, guess, textcols.map_distinct(file.filter(guess), _basename, pa.string()))
+        names = textcols.map_distinct(file.filter(guess), _basename, pa.string())
+        file_name = pc.replace_with_mask(file_name, guess, names)
     path = pc.if_else(has_photo, photo, file)
     children = {
-        "file_name": pc.if_else(has_photo, _NULL_STR, file_name),
+        "file_name": pc.if_else(has_photo, _null_str(), file_name),
         "mime_type": m["mime_type"],
         "file_size": pc.if_else(has_photo, m["photo_file_size"], m["file_size"]),
         "width": m["width"],
@@ -216,7 +228,29 @@ def _media(m: dict[str, pa.Array], struct_type: pa.DataType) -> tuple[pa.Array, 
     fields = list(struct_type)
     present = pc.or_(has_photo, has_file)
     media = pa.StructArray.from_arrays([children[f.name] for f in fields], fields=fields, mask=pc.invert(present))
-    return media_type, media
+    return media_type, media, _poll(m["poll"], has_poll, poll_type)
+
+
+def _poll(raw: pa.StructArray, present: pa.Array, poll_type: pa.DataType) -> pa.Array:
+    """`tdesktop_json._poll`: question and answer texts ("" when missing), answers that are objects."""
+    n = len(raw)
+    answers = raw.field("answers")
+    flat = answers.values
+    parents = _np(pc.list_parent_indices(answers)) if len(flat) else np.zeros(0, np.int64)
+    keep = _np(pc.and_(flat.is_valid(), pa.array(_np(present)[parents] if len(parents) else [], pa.bool_())))
+    answer_type = poll_type.field("answers").type
+    fields = list(answer_type.value_type)
+    kept = flat.filter(pa.array(keep))
+    answer = pa.StructArray.from_arrays([pc.fill_null(kept.field("text"), ""), kept.field("voters")], fields=fields)
+    children = {
+        "question": pc.fill_null(raw.field("question"), ""),
+        "answers": textcols.list_column(n, parents[keep], answer, answer_type),
+        "total_voters": raw.field("total_voters"),
+        "closed": raw.field("closed"),
+        "quiz": pa.nulls(n, pa.bool_()),
+    }
+    fields = list(poll_type)
+    return pa.StructArray.from_arrays([children[f.name] for f in fields], fields=fields, mask=pc.invert(present))
 
 
 def _provenance(stamp: Stamp, locators: pa.Array, sources_type: pa.DataType) -> dict[str, pa.Array]:

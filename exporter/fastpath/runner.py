@@ -122,19 +122,14 @@ class FastRunner:
             raise FastPathAbort(str(exc)) from None
 
     def _merge(self, fast: pa.Table, rows: np.ndarray, accepted: list[dict], positions: list[int]) -> pa.Table:
-        """Fast and per-record rows together, in message order where the order can matter.
+        """Fast and per-record rows together, in message order (one `take` over both).
 
-        Files are sorted by (chat, post id) with a stable sort, so the order of rows only matters
-        between rows with the same post id; without such rows the concatenation is enough.
+        Partitions then stay contiguous and sorted as the input was: no sort at write time.
         """
         if not accepted:
             return fast
-        slow = records_to_table(accepted)
-        merged = pa.concat_tables([fast, slow]) if fast.num_rows else slow
-        post_ids = merged.column("post_id").to_numpy()
-        if len(np.unique(post_ids)) == len(post_ids):
-            return merged
-        order = np.argsort(np.concatenate([rows, np.array(positions, np.int64)]), kind="stable")
+        merged = pa.concat_tables([fast, records_to_table(accepted)])
+        order = np.argsort(np.concatenate([rows, np.asarray(positions, np.int64)]), kind="stable")
         return merged.take(pa.array(order))
 
     def _all_per_record(self, batch: Batch, started: float) -> pa.Table:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -177,3 +178,97 @@ def derived_lists(text: pa.Array, entities: pa.Array, ents: Entities, types: dic
                     slow[row] = result
         columns[name] = merge_lists(n, (np.zeros(0, np.int64), pa.array([], pa.string())), slow, types[name])
     return columns
+
+
+# --- the same lists, vectorized (used while `normalize` keeps the semantics the probe checks) -------
+
+
+def vectorized_lists(text: pa.Array, entities: pa.Array, ents: Entities, types: dict[str, pa.DataType]) -> dict:
+    """`hashtags` and `mentions` from the entities alone, `urls` from them plus the bare-link regex.
+
+    This is what `normalize.extract_*` compute when given an entity list (as the tdesktop
+    converter always passes); `semantics_hold()` checks that on sample inputs first.
+    """
+    n = len(text)
+    columns = {"hashtags": _entity_texts(ents, "hashtag", "#", None, n, types["hashtags"])}
+    columns["mentions"] = _entity_texts(ents, "mention", "@", str.lower, n, types["mentions"])
+    columns["urls"] = _urls(text, ents, n, types["urls"])
+    return columns
+
+
+def _entity_texts(ents: Entities, kind: str, strip: str, fold: Any, n: int, list_type: pa.DataType) -> pa.Array:
+    mask = ents.where(kind)
+    rows = ents.rows[mask]
+    names = pc.utf8_ltrim(ents.text.filter(pa.array(mask)), characters=strip)
+    keep = pc.greater(pc.utf8_length(names), 0).to_numpy(zero_copy_only=False)
+    rows, names = rows[keep], names.filter(pa.array(keep))
+    if fold is not None:
+        names = map_distinct(names, fold, pa.string())
+    counts = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
+    if fold is None or not (counts > 1).any():
+        return list_column(n, rows, names, list_type)
+    repeated = counts[rows] > 1  # rows with several names: drop repeats, keep the first
+    slow: dict[int, list[str]] = {}
+    for row, name in zip(rows[repeated].tolist(), names.filter(pa.array(repeated)).to_pylist(), strict=True):
+        slow.setdefault(row, []).append(name)
+    slow = {row: norm.unique(found) for row, found in slow.items()}
+    return merge_lists(n, (rows[~repeated], names.filter(pa.array(~repeated))), slow, list_type)
+
+
+def _urls(text: pa.Array, ents: Entities, n: int, list_type: pa.DataType) -> pa.Array:
+    has_url = pc.fill_null(pc.greater(pc.utf8_length(ents.url), 0), False).to_numpy(zero_copy_only=False)
+    linkish = (ents.where("url") | ents.where("text_link")) & has_url
+    rows, mask = ents.rows[linkish], pa.array(linkish)
+    kinds, links = ents.kind.filter(mask), ents.url.filter(mask)
+    per_row = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
+    python = url_candidates(text) | (per_row > 1)
+    single = ~python[rows]
+    fast = (rows[single], map_distinct(links.filter(pa.array(single)), norm.absolute_url, pa.string()))
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    picked = pa.array(~single)
+    for row, kind, url in zip(
+        rows[~single].tolist(), kinds.filter(picked).to_pylist(), links.filter(picked).to_pylist(), strict=True
+    ):
+        by_row.setdefault(row, []).append({"type": kind, "url": url})
+    slow_rows = np.flatnonzero(python)
+    slow = {}
+    for row, value in zip(slow_rows.tolist(), text.take(pa.array(slow_rows)).to_pylist(), strict=True):
+        found = norm.extract_urls(value, by_row.get(row, []))
+        if found:
+            slow[row] = found
+    return merge_lists(n, fast, slow, list_type)
+
+
+PROBES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
+    ("#tag and @User and https://a.b/c www.x.y", []),
+    ("#one #one @Dup @dup @other", [("hashtag", "#one", None), ("mention", "@Dup", None), ("mention", "@dup", None)]),
+    ("see example.org/x now", [("url", "example.org/x", None)]),
+    ("read more", [("text_link", "read", "https://r.example/1"), ("text_link", "more", "https://r.example/1")]),
+    ("go t.me/chan ok. https://x.y/z.", [("bold", "go", None)]),
+    ("# @ x", [("hashtag", "#", None), ("mention", "@", None)]),
+    ("ASCII #Ünïcode @ŁUKASZ_x", [("hashtag", "#Ünïcode", None), ("mention", "@ŁUKASZ_x", None)]),
+]
+
+
+@cache
+def semantics_hold() -> bool:
+    """Do `normalize.extract_*` still compute what `vectorized_lists` assumes? (else: call them)"""
+    types = dict.fromkeys(("hashtags", "mentions", "urls"), pa.list_(pa.string()))
+    for text, parts in PROBES:
+        entities = [norm.make_entity(kind, text.find(part), len(part), url) for kind, part, url in parts]
+        ents = Entities(
+            rows=np.zeros(len(entities), np.int64),
+            kind=pa.array([e["type"] for e in entities], pa.string()),
+            text=pa.array([text[e["offset"] : e["offset"] + e["length"]] for e in entities], pa.string()),
+            url=pa.array([e["url"] for e in entities], pa.string()),
+            counts=np.array([len(entities)]),
+        )
+        want = {
+            "hashtags": norm.extract_hashtags(text, entities),
+            "mentions": norm.extract_mentions(text, entities),
+            "urls": norm.extract_urls(text, entities),
+        }
+        got = vectorized_lists(pa.array([text]), pa.array([entities]), ents, types)
+        if {name: column.to_pylist()[0] for name, column in got.items()} != want:
+            return False
+    return True

@@ -37,7 +37,7 @@ class ParquetWriter:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{job.stem}-0.{self.extension}"
             sorting = pq.SortingColumn.from_ordering(schema, [(k, o) for k, o in SORT_KEYS])
-            with pq.ParquetWriter(path, schema, compression="zstd", sorting_columns=sorting) as out:
+            with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=False, sorting_columns=sorting) as out:
                 out.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=ROW_GROUP)
             written.append(describe(job.root, path, dict(values), table.num_rows))
         return sorted(written, key=lambda f: f.path)

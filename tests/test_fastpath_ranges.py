@@ -1,0 +1,126 @@
+"""One input split into byte ranges on several workers gives the very same dataset as --jobs 1.
+
+`TGEXPORT_SPLIT_BYTES` forces tiny ranges so that small test inputs are split too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import message
+
+from exporter.pipeline import ConvertRequest, convert
+
+sys.path.insert(0, "/work/shared/bench")
+
+
+def outputs(root: Path) -> dict[str, Any]:
+    files = {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and (p.parts[-2] == "rejects" or "posts" in p.relative_to(root).parts)
+    }
+    manifest = json.loads((root / "_manifest.json").read_text())
+    return {"files": files, "manifest": {k: manifest[k] for k in ("files", "inputs", "rejects")}}
+
+
+def chat_export(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": "Example Channel", "type": "public_channel", "id": 1234567890, "messages": messages}
+
+
+def generated_messages(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(1, n + 1):
+        text: Any = f"post {i} #tag{i % 5} " + "слово " * rng.randint(0, 20)
+        extra: dict[str, Any] = {}
+        if i % 7 == 0:
+            extra["from_id"] = "user-5"  # quarantined: sender_id pattern
+        if i % 11 == 0:
+            extra["poll"] = {
+                "question": "q",
+                "closed": False,
+                "total_voters": 1,
+                "answers": [{"text": "a", "voters": 1}],
+            }
+        if i % 13 == 0:
+            extra["reactions"] = [{"type": "emoji", "count": i, "emoji": "👍"}]
+        if i % 17 == 0:
+            text = [f"p{i} ", {"type": "link", "text": "example.org/x"}, " ", {"type": "hashtag", "text": "#x"}]
+        msg = message(i, 1_600_000_000 + i * 3600 * 5, text, **extra)
+        parts = text if isinstance(text, list) else [text]
+        msg["text_entities"] = [p if isinstance(p, dict) else {"type": "plain", "text": p} for p in parts]
+        if i % 19 == 0:
+            msg["id"] = i - 1  # a repeated post id: order between the two rows matters
+        out.append(msg)
+    return out
+
+
+def write(path: Path, doc: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
+def run(tmp_path: Path, inputs: list[Path], name: str, jobs: int, **kw: Any) -> dict[str, Any]:
+    report = convert(ConvertRequest(inputs=[str(p) for p in inputs], output=tmp_path / name, jobs=jobs, **kw))
+    return {"outputs": outputs(tmp_path / name), "stages": [dict(r.stages) for r in report.results]}
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"to": "jsonl"}, {"partition_by": ("chat", "year", "month")}, {"on_invalid": "skip"}],
+    ids=["parquet", "jsonl", "by-chat", "skip"],
+)
+def test_split_input_equals_jobs_one(tmp_path, monkeypatch, kw) -> None:
+    src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 1)))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    one = run(tmp_path, [src], "one", 1, **kw)
+    two = run(tmp_path, [src], "two", 2, **kw)
+    assert "finalize" in two["stages"][0], "the input was not split"
+    assert two["outputs"] == one["outputs"]
+    monkeypatch.setenv("TGEXPORT_FASTPATH", "0")
+    assert run(tmp_path, [src], "slow", 1, **kw)["outputs"] == one["outputs"]
+
+
+def test_split_account_export_with_several_chats_and_a_small_input(tmp_path, monkeypatch) -> None:
+    gen = pytest.importorskip("gen_tdesktop")
+    big = tmp_path / "in" / "all.json"
+    big.parent.mkdir(parents=True)
+    gen.main(["--messages", "1500", "--seed", "4", "--channels", "3", "--out", str(big)])
+    small = write(tmp_path / "in2" / "result.json", chat_export(generated_messages(40, 2)))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "60000")
+    one = run(tmp_path, [big, small], "one", 1)
+    two = run(tmp_path, [big, small], "two", 2)
+    assert "finalize" in two["stages"][0]
+    assert two["outputs"] == one["outputs"]
+
+
+def test_unsplittable_input_falls_back_to_one_task(tmp_path, monkeypatch) -> None:
+    """Old exports (no `date_unixtime`, so no known era at any cut): one ordinary task, same output."""
+    msgs = [{"id": i, "type": "message", "date": "2020-01-01T10:00:00", "text": f"old {i} " * 30} for i in range(300)]
+    src = write(tmp_path / "in" / "result.json", chat_export(msgs))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "5000")
+    one = run(tmp_path, [src], "one", 1, tz_name="Europe/Berlin")
+    two = run(tmp_path, [src], "two", 2, tz_name="Europe/Berlin")
+    assert "finalize" not in two["stages"][0]
+    assert two["outputs"] == one["outputs"]
+
+
+def test_split_input_fails_like_jobs_one_on_the_first_invalid_item(tmp_path, monkeypatch) -> None:
+    from exporter.task import InvalidItemError
+
+    src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 3)))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    messages = []
+    for jobs in (1, 2):
+        with pytest.raises(InvalidItemError) as caught:
+            run(tmp_path, [src], f"fail{jobs}", jobs, on_invalid="fail")
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "/messages/6" in messages[0]
