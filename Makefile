@@ -26,5 +26,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format exporter tests examples
 	$(VENV)/bin/ruff check --fix exporter tests examples
 
+# Benchmark against /work/shared/bench/e2e_naive.py (docs/performance.md). Quick mode:
+#   make bench BENCH_SIZES=100000 BENCH_RUNS=1
+BENCH_SIZES ?= 100000 1000000 5000000
+BENCH_RUNS ?= 3
+BENCH_CHANNELS ?= 5
+bench: $(STAMP)
+	$(PY) bench/run.py --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS) --channels $(BENCH_CHANNELS)
+
 clean:
 	rm -rf demo-dataset .pytest_cache dist build

@@ -85,43 +85,57 @@ def partition_label(values: dict[str, Any]) -> str:
 
 
 class KeyCheck:
-    """Collects the record keys of the tables written by a task, to tell the merge step whether
-    it has anything to do: `summary()["unique"]` is True only when no two rows can share a
-    canonical key (chat id + post id, and no usernames to join through). Keys are kept as 64-bit
-    hashes, so a collision can only make the answer "not unique", never wrongly "unique"."""
+    """Tells the merge step whether a task's rows can share a record key, in O(chats) memory.
 
-    _MIX = np.uint64(0x9E3779B97F4A7C15)
+    Telegram exports list a chat's messages by ascending id, so the check is: per chat id, every
+    post id is greater than the one before it, in the order the rows arrive. Then no two rows
+    share (chat id, post id). Any step back, a row with a username (which the merge joins to
+    chat ids), or a missing post id makes `summary()["unique"]` False: the merge step then runs
+    as before, so the check can only skip work that has nothing to do.
+    """
 
     def __init__(self) -> None:
-        self.hashes: list[np.ndarray] = []
-        self.chats: set[int] = set()
+        self.spans: dict[int, tuple[int, int]] = {}  # chat id -> (first, last) post id, in order
+        self.ascending = True
         self.usernames = False
 
+    @property
+    def chats(self) -> set[int]:
+        return set(self.spans)
+
     def add(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
         if table.column("chat_username").null_count != table.num_rows:
             self.usernames = True
-        chat = table.column("chat_id")
-        if chat.null_count == table.num_rows:
-            return  # no chat id and (when no usernames) no key: never merged
-        valid = chat.is_valid().to_numpy(zero_copy_only=False)
-        ids = pc.fill_null(chat, 0).to_numpy().view(np.uint64)
-        posts = pc.fill_null(table.column("post_id"), 0).to_numpy().view(np.uint64)
-        self.hashes.append((ids * self._MIX + posts)[valid])
-        self.chats.update(pc.unique(chat.drop_null()).to_pylist())
+        chat, post = table.column("chat_id"), table.column("post_id")
+        if post.null_count:
+            self.ascending = False
+        keep = chat.is_valid().to_numpy(zero_copy_only=False)
+        if not keep.any():
+            return  # no chat id and no username: no key, never merged
+        ids = pc.fill_null(chat, 0).to_numpy()[keep]
+        posts = pc.fill_null(post, 0).to_numpy()[keep]
+        for chat_id in np.unique(ids).tolist():
+            mine = posts[ids == chat_id]
+            self._extend(chat_id, int(mine[0]), int(mine[-1]), bool(np.all(mine[1:] > mine[:-1])))
 
-    def watch(self, partitions: Any) -> Any:
-        """Pass (values, table) pairs through, adding each table."""
-        for values, table in partitions:
-            self.add(table)
-            yield values, table
+    def _extend(self, chat_id: int, first: int, last: int, ascending: bool) -> None:
+        span = self.spans.get(chat_id)
+        if not ascending or (span is not None and first <= span[1]):
+            self.ascending = False
+        self.spans[chat_id] = (span[0] if span else first, last)
 
-    def all_hashes(self) -> np.ndarray:
-        return np.concatenate(self.hashes) if self.hashes else np.zeros(0, np.uint64)
+    def join(self, later: KeyCheck) -> None:
+        """Add what `later` saw (rows that came after these, e.g. the next range of an input)."""
+        self.usernames = self.usernames or later.usernames
+        self.ascending = self.ascending and later.ascending
+        for chat_id, (first, last) in later.spans.items():
+            self._extend(chat_id, first, last, True)
 
-    def summary(self, hashes: np.ndarray | None = None) -> dict[str, Any]:
-        hashes = np.sort(self.all_hashes() if hashes is None else hashes)
-        unique = not bool(np.any(hashes[1:] == hashes[:-1]))
-        return {"chats": sorted(self.chats), "unique": unique and not self.usernames, "usernames": self.usernames}
+    def summary(self) -> dict[str, Any]:
+        unique = self.ascending and not self.usernames
+        return {"chats": sorted(self.spans), "unique": unique, "usernames": self.usernames}
 
 
 def merge_needed(summaries: list[dict[str, Any] | None]) -> bool:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
@@ -44,4 +47,61 @@ def make_executor(jobs: int, tasks: int, scheduler: str | None = None, **dask_op
     workers = max(1, min(jobs, tasks))
     if workers == 1:
         return InlineExecutor()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return LocalPool(workers)
+
+
+# --- the local process pool and its progress channel ---------------------------------------------
+
+_WORKER_PROGRESS: Any = None  # in a worker process: the pool's progress queue
+
+
+def _init_worker(progress: Any) -> None:
+    global _WORKER_PROGRESS
+    _WORKER_PROGRESS = progress
+
+
+class WorkerProgress:
+    """What tasks get as `TaskSpec.progress` on a LocalPool: picklable, forwards to the pool's queue."""
+
+    def put(self, item: tuple[int, int]) -> None:
+        if _WORKER_PROGRESS is not None:
+            _WORKER_PROGRESS.put(item)
+
+
+class LocalPool(ProcessPoolExecutor):
+    """A spawn process pool whose workers report progress through one pipe-backed queue.
+
+    No Manager server process (a whole extra interpreter): the queue is handed to the workers
+    when they start; tasks carry only a `WorkerProgress` token. Reports are (index, bytes) in
+    steps of a few MiB, so the queue stays cheap; the driver drains it into the reporter.
+    """
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._progress = context.Queue()
+        super().__init__(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self._progress,))
+
+    def progress_channel(self, reporter: Any) -> tuple[WorkerProgress, Callable[[], None]]:
+        done = threading.Event()
+
+        def drain(block: bool = True) -> None:
+            while True:
+                try:
+                    item = self._progress.get(timeout=0.1) if block else self._progress.get_nowait()
+                except queue.Empty:
+                    if done.is_set() or not block:
+                        return
+                    continue
+                except (EOFError, OSError, ValueError):
+                    return
+                reporter.advance(item[1])
+
+        thread = threading.Thread(target=drain, daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            done.set()
+            thread.join()
+            drain(block=False)
+
+        return WorkerProgress(), stop

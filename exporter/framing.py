@@ -34,7 +34,7 @@ MARKER = b'"messages": ['
 SECTIONS = ("chats", "left_chats")
 META_KEYS = ("name", "type", "id")
 READ_SIZE = 8 << 20
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 8 << 20
 _SPACE, _QUOTE, _OPEN, _CLOSE, _COMMA, _NL = 32, 34, 123, 125, 44, 10
 _ESCAPE_HINT = re.compile(rb"\\x")
 
@@ -171,8 +171,11 @@ class Skeleton:
     def feed(self, data: bytes | bytearray) -> None:
         if not data:
             return  # an empty chunk would tell the push parser that the input ended
+        data = bytes(data)
+        if _ESCAPE_HINT.search(data):
+            data = _BAD_ESCAPE.sub(rb"\1\\u00\2", data)
         try:
-            self._coro.send(bytes(data))
+            self._coro.send(data)
         except ijson.JSONError as exc:
             raise LayoutError(f"skeleton is not valid JSON: {exc}") from None
         for event in self._events:
@@ -298,6 +301,19 @@ class Batch:
         start, stop = self.frames.span(i, self.pad)
         return bytes(self.padded[start:stop])
 
+    def repair(self) -> bool:
+        """Rewrite `\\xHH` escapes as the per-record reader does; False if there were none."""
+        data = bytes(self.padded[: self.frames.end])
+        if not _ESCAPE_HINT.search(data):
+            return False
+        fixed, count = _BAD_ESCAPE.subn(rb"\1\\u00\2", data)
+        if not count:
+            return False
+        self.padded = bytearray(len(fixed) + 8)
+        self.padded[: len(fixed)] = fixed
+        self.frames = frame_region(self.padded, len(fixed), self.pad)
+        return True
+
 
 class RepairingReader:
     """`jsonstream.EscapeFixingReader` for big reads: same repairs, no copies when there are none.
@@ -306,10 +322,11 @@ class RepairingReader:
     every `\\xHH` escape is rewritten to `\\u00HH` exactly as the per-record reader does.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, repair: bool = True) -> None:
         self._raw = raw
         self._pending = b""
         self._started = False
+        self._repair = repair
         self.fixed = 0
 
     def read(self, size: int) -> bytes:
@@ -322,6 +339,8 @@ class RepairingReader:
             if data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8) :]
             self._started = True
+        if not self._repair:
+            return data
         cut = len(data) if not chunk else EscapeFixingReader._safe_cut(data)
         head, self._pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
         if _ESCAPE_HINT.search(head):  # a regex scan is several times faster than `b"\\x" in head`
@@ -333,10 +352,15 @@ class RepairingReader:
 
 
 class _Buffered:
-    """A read buffer over the escape-repaired stream."""
+    """A read buffer over the raw stream (BOM dropped).
+
+    `\\xHH` escapes are not repaired while reading (that would be one more pass over every
+    byte): they are invalid JSON, so pyarrow rejects a batch holding one, and `Batch.repair`
+    then rewrites that batch; skeleton bytes are repaired as they are fed to the parser.
+    """
 
     def __init__(self, stream: BinaryIO, batch_bytes: int) -> None:
-        self._reader = RepairingReader(stream)
+        self._reader = RepairingReader(stream, repair=False)
         self._batch_bytes = batch_bytes
         self._buf = bytearray()
         self._pos = 0
@@ -436,6 +460,8 @@ class DocumentFramer(_Buffered):
                 self._pos = len(self._buf)
                 return None
             stop = max(self._pos, len(self._buf) - keep)
+            piece = bytes(self._buf[self._pos : stop])
+            stop = self._pos + (EscapeFixingReader._safe_cut(piece) or len(piece))  # whole escapes only
             self.skeleton.feed(self._buf[self._pos : stop])
             self._pos = stop
             self._more()

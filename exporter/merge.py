@@ -48,7 +48,7 @@ FORMAT_RANK = {
 }
 DATE_RANK = {"tdesktop-html": 1, "mirror": 2}  # others carry exact UTC instants
 BUCKET_ROWS = 100_000  # keys of this many rows per pass
-GROUP_CHUNK = 10_000  # duplicate groups whose full rows are held at once
+GROUP_CHUNK = 5_000  # duplicate groups whose full rows are held at once
 KEY_COLUMNS = ["post_id", "chat_id", "chat_username"]
 TEXT_FIELDS = ("text", "entities", "hashtags", "mentions", "urls", "content_omitted")
 COUNT_FIELDS = ("views", "forwards", "replies")
@@ -112,7 +112,7 @@ def merge_files(
             for start in range(0, len(groups), GROUP_CHUNK):
                 chunk = groups[start : start + GROUP_CHUNK]
                 _merge_chunk(files, chunk, {} if keep_chat else usernames, run_id, keep_chat, patches, outcome)
-            patches.flush()
+                patches.flush()  # hold at most one chunk of merged records in memory
         fillable = set() if keep_chat else _fillable_files(files, usernames)
         for index in sorted(patches.files() | fillable):
             drops, replacements = patches.load(index)

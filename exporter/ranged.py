@@ -26,18 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from . import fastpath, profile, splitting
+from . import fastpath, profile, splitting, writers
 from .arrowbuild import KeyCheck, sort_table
 from .converters.tdesktop_json import Era
 from .errors import TgExportError
 from .fastpath.records import Stamp
 from .fastpath.runner import FastPathAbort, FastRunner
 from .framing import BATCH_BYTES, LayoutError, RangeFramer
-from .schema import arrow_schema
-from .sink import PartitionSink
+from .sink import PartitionSink, Piece, read_pieces
 from .task import (
     FAST_FORMAT,
     TaskResult,
@@ -50,16 +48,15 @@ from .task import (
     run_batches,
     run_task,
 )
+from .writers.base import WriteJob
 
 
 @dataclass
 class RangeResult:
     part: int
-    result: TaskResult | None = None  # counts, stages; `files` are under the range's own root
-    written: list = field(default_factory=list)  # (partition key, partition values, WrittenFile)
-    hashes: Any = None  # arrowbuild.KeyCheck hashes of the rows written
-    chats: list[int] = field(default_factory=list)
-    usernames: bool = False
+    result: TaskResult | None = None  # counts, stages
+    pieces: dict = field(default_factory=dict)  # partition key -> (values, [sink.Piece]) in arrival order
+    keys: KeyCheck | None = None  # what the range's rows say about repeated record keys
     rejects: str | None = None  # the range's rejects file, absolute
     aborted: str | None = None  # why the range needs the per-record path
 
@@ -134,7 +131,7 @@ class _RangedRun:
             if isinstance(outcome, BaseException):
                 _discard(self._spec, ranges)
                 raise outcome
-        return finalize_ranges(self._spec, ranges)
+        return finalize_ranges(self._executor, self._spec, ranges, self._jobs)
 
 
 def _range_work(spec: TaskSpec, part: int) -> Path:
@@ -157,15 +154,13 @@ def run_range(spec: TaskSpec, part: splitting.Range) -> RangeResult:
     try:
         with _gc_paused():
             _convert_range(spec, part, result, sink, work)
-            result.files = sink.close()
+            sink.close(defer=True)
     except (FastPathAbort, LayoutError) as exc:
         return RangeResult(part.part, aborted=str(exc) or type(exc).__name__)
     result.stages["total"] = time.perf_counter() - started
     profile.record(spec, result, part=part.part)
-    keys = sink.key_check()
-    written = [(key, sink.values_of(key), f) for key, f in sink.files_by_key().items()]
     rejects = str(work / "rejects.jsonl") if result.quarantined else None
-    return RangeResult(part.part, result, written, keys.all_hashes(), sorted(keys.chats), keys.usernames, rejects)
+    return RangeResult(part.part, result, sink.pieces(), sink.key_check(), rejects)
 
 
 def _convert_range(spec: TaskSpec, part: splitting.Range, result: TaskResult, sink: PartitionSink, work: Path) -> None:
@@ -187,12 +182,13 @@ def _convert_range(spec: TaskSpec, part: splitting.Range, result: TaskResult, si
         result.rows.update(runner.rows)
 
 
-def finalize_ranges(spec: TaskSpec, ranges: list[RangeResult]) -> TaskResult:
-    """Move each range's files into place; a partition written by several ranges is joined.
+def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult], jobs: int) -> TaskResult:
+    """Place every partition's file: renamed when one range wrote it whole, else joined.
 
-    A partition with rows in one range only was written by that range exactly as `run_task`
-    would write it (all of its rows, sorted): its file is renamed into the dataset. A partition
-    whose rows span ranges is read back from each range, in range order, sorted and written once.
+    A partition whose rows all sit in one range was written by that range exactly as
+    `run_task` writes it (all its rows, sorted): the file is renamed into the dataset. The other
+    partitions are joined on the workers (`join_partitions`): the pieces in range order, each in
+    arrival order, stable-sorted, written once.
     """
     started = time.perf_counter()
     work = spec.root / ".tasks" / spec.short
@@ -206,13 +202,16 @@ def finalize_ranges(spec: TaskSpec, ranges: list[RangeResult]) -> TaskResult:
     _join_rejects(ranges, work / "rejects.jsonl")
     if result.quarantined:
         result.rejects = (work / "rejects.jsonl").relative_to(spec.root).as_posix()
-    with _gc_paused():
-        result.files = _place_files(spec, ranges, work)
+    placed, joins = _place_whole_files(spec, ranges)
+    futures = [executor.submit(join_partitions, spec, group) for group in _groups(joins, jobs)]
+    for future in futures:
+        placed += future.result()
+    result.files = sorted(placed, key=lambda f: f.path)
     result.written = sum(f.rows for f in result.files)
     keys = KeyCheck()
-    keys.chats = {c for o in ranges for c in o.chats}
-    keys.usernames = any(o.usernames for o in ranges)
-    result.keys = keys.summary(np.concatenate([o.hashes for o in ranges]))
+    for outcome in ranges:  # in range order: the order of the rows in the input
+        keys.join(outcome.keys)
+    result.keys = keys.summary()
     stages["finalize"] = time.perf_counter() - started
     result.stages = stages
     profile.record(spec, result, part=-1)
@@ -228,33 +227,49 @@ def _join_rejects(ranges: list[RangeResult], target: Path) -> None:
                     shutil.copyfileobj(part_rejects, out, 1 << 20)
 
 
-def _place_files(spec: TaskSpec, ranges: list[RangeResult], work: Path) -> list:
-    by_key: dict[tuple, list[tuple[RangeResult, dict, Any]]] = {}
+def _place_whole_files(spec: TaskSpec, ranges: list[RangeResult]) -> tuple[list, list]:
+    """Rename the files ranges wrote whole; list the partitions to join, with their pieces."""
+    by_key: dict[tuple, list[tuple[int, dict, Piece]]] = {}
     for outcome in ranges:
-        for key, values, written in outcome.written:
-            by_key.setdefault(tuple(key), []).append((outcome, values, written))
-    sink = new_sink(spec, spec.root, work)
-    files = []
+        for key, (values, pieces) in outcome.pieces.items():
+            by_key.setdefault(tuple(key), []).extend((outcome.part, values, piece) for piece in pieces)
+    placed, joins = [], []
     for pieces in by_key.values():
-        if len(pieces) == 1:
-            outcome, _, written = pieces[0]
-            target = spec.root / written.path
+        part, values, piece = pieces[0]
+        if len(pieces) == 1 and piece.written is not None:
+            target = spec.root / piece.written.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(_range_work(spec, outcome.part) / written.path, target)
-            files.append(written)
-            continue
-        tables = [_read_back(spec, outcome, written) for outcome, _, written in pieces]
-        table = sort_table(pa.concat_tables(tables)).combine_chunks()
-        (joined,) = sink.writer.write(sink.job, [(pieces[0][1], table)])
-        files.append(joined)
-    return sorted(files, key=lambda f: f.path)
+            os.replace(_range_work(spec, part) / piece.written.path, target)
+            placed.append(piece.written)
+        else:
+            joins.append((values, [(p, pc) for p, _, pc in pieces]))
+    return placed, joins
 
 
-def _read_back(spec: TaskSpec, outcome: RangeResult, written: Any) -> pa.Table:
-    from .merge import read_data_file
+def _groups(joins: list[tuple], count: int) -> list[list[tuple]]:
+    """Partitions to join, dealt into at most `count` groups of about equal size."""
+    groups: list[list[tuple]] = [[] for _ in range(max(1, min(count, len(joins))))]
+    load = [0] * len(groups)
+    for entry in sorted(joins, key=lambda e: -len(e[1])):
+        lightest = load.index(min(load))
+        groups[lightest].append(entry)
+        load[lightest] += len(entry[1])
+    return [g for g in groups if g]
 
-    table = read_data_file(_range_work(spec, outcome.part) / written.path)
-    return table.select(arrow_schema().names).cast(arrow_schema())
+
+def join_partitions(spec: TaskSpec, joins: list[tuple]) -> list:
+    """Write partitions whose rows are spread over ranges (a worker's share of the finalize)."""
+    job = WriteJob(spec.root, f"part-{spec.short}", spec.footer)
+    writer = writers.get(spec.writer)
+    written = []
+    with _gc_paused():
+        for values, pieces in joins:
+            tables: list[pa.Table] = []
+            for part, piece in pieces:
+                tables += read_pieces(_range_work(spec, part), [piece])
+            table = sort_table(pa.concat_tables(tables)).combine_chunks()
+            written += writer.write(job, [(values, table)])
+    return written
 
 
 def _add_counts(total: TaskResult, part: TaskResult) -> None:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from .arrowbuild import KeyCheck, partition_columns, sort_table
 from .schema import arrow_schema
-from .spill import PartitionSpill, group_slices
+from .spill import PartitionSpill, group_slices, read_spill
 from .writers.base import WriteJob, WrittenFile
 
 BUDGET = 96 << 20
@@ -35,47 +35,67 @@ class _Open:
     nbytes: int = 0
 
 
+@dataclass
+class Piece:
+    """Rows of one partition held by a range: a written file, or spilled Arrow IPC files."""
+
+    written: WrittenFile | None = None
+    spilled: list[str] = field(default_factory=list)
+
+
 class PartitionSink:
-    """Splits tables by partition and writes each partition's file once (see module docstring)."""
+    """Splits tables by partition and writes each partition's file once (see module docstring).
+
+    Eager while the input comes partition after partition; the first late row (the input came
+    back to a partition already written: typically the next chat of an account export) switches
+    it to spilling, so each partition is written at most twice. `close(defer=True)` (a range of a
+    split input) writes nothing more and hands back what it holds per partition (`pieces`).
+    """
 
     def __init__(self, writer: Any, job: WriteJob, partition_by: tuple[str, ...], work: Path, budget: int = BUDGET):
         self.writer, self.job, self.partition_by = writer, job, partition_by
         self.budget = budget
+        self.eager = True
         self._open: dict[tuple, _Open] = {}
         self._written: dict[tuple, WrittenFile] = {}
         self._values: dict[tuple, dict[str, Any]] = {}
         self._overflow = PartitionSpill(work / "overflow", partition_by)
         self._late = PartitionSpill(work / "late", partition_by)
-        self._hashes: dict[tuple, KeyCheck] = {}
+        self.keys = KeyCheck()
         self.rewrites = 0
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        self.keys.add(table)
         touched = set()
         for key, values, part in group_slices(table, partition_columns(table, self.partition_by)):
             touched.add(key)
             self._values[key] = values
             if key in self._written:
                 self._late.add_slice(key, values, part)
+                self.eager = False
                 continue
             entry = self._open.setdefault(key, _Open(values))
             entry.tables.append(part)
             entry.nbytes += part.nbytes
         for key in [k for k in self._open if k not in touched]:
-            self._write(key)
+            self._write(key) if self.eager else self._spill(key)
         self._limit_memory()
+
+    def _spill(self, key: tuple) -> None:
+        entry = self._open[key]
+        for part in entry.tables:
+            self._overflow.add_slice(key, entry.values, part)
+        entry.tables, entry.nbytes = [], 0
 
     def _limit_memory(self) -> None:
         total = sum(e.nbytes for e in self._open.values())
         for key in sorted(self._open, key=lambda k: -self._open[k].nbytes):
             if total <= self.budget:
                 return
-            entry = self._open[key]
-            for part in entry.tables:
-                self._overflow.add_slice(key, entry.values, part)
-            total -= entry.nbytes
-            entry.tables, entry.nbytes = [], 0
+            total -= self._open[key].nbytes
+            self._spill(key)
 
     def _rows_of(self, key: tuple) -> list[pa.Table]:
         tables = self._overflow.tables(key)
@@ -85,28 +105,39 @@ class PartitionSink:
     def _write(self, key: tuple, tables: list[pa.Table] | None = None) -> None:
         tables = self._rows_of(key) if tables is None else tables
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        table = sort_table(table).combine_chunks()
-        check = KeyCheck()
-        check.add(table)
-        self._hashes[key] = check
-        (written,) = self.writer.write(self.job, [(self._values[key], table)])
+        (written,) = self.writer.write(self.job, [(self._values[key], sort_table(table).combine_chunks())])
         self._written[key] = written
 
-    def close(self) -> list[WrittenFile]:
-        """Write what is still open, rewrite partitions that got late rows; the files, by path."""
-        for key in list(self._open):
+    def close(self, defer: bool = False) -> list[WrittenFile]:
+        """Write what is still held, rewrite partitions that got late rows; the files, by path.
+
+        With `defer`, nothing more is written: see `pieces()`.
+        """
+        if defer:
+            for key in list(self._open):
+                self._spill(key)
+            return sorted(self._written.values(), key=lambda f: f.path)
+        for key in list(self._open) + [k for k in self._overflow.partition_keys() if k not in self._open]:
             self._write(key)
-        for key in self._late.keys():  # noqa: SIM118 - PartitionSpill.keys(), not a dict
+        for key in self._late.partition_keys():
             self.rewrites += 1
             self._write(key, [self.read_back(self._written[key]), *self._late.tables(key)])
         return sorted(self._written.values(), key=lambda f: f.path)
 
+    def pieces(self) -> dict[tuple, tuple[dict[str, Any], list[Piece]]]:
+        """After `close(defer=True)`: per partition, its values and rows in arrival order."""
+        out: dict[tuple, tuple[dict[str, Any], list[Piece]]] = {}
+        for key, written in self._written.items():
+            out[key] = (self._values[key], [Piece(written=written)])
+        for spill in (self._late, self._overflow):
+            for key in spill.partition_keys():
+                entry = out.setdefault(key, (self._values[key], []))
+                entry[1].append(Piece(spilled=[str(p) for p in spill.files(key)]))
+        return out
+
     def read_back(self, written: WrittenFile) -> pa.Table:
         """A written file as a table of the data schema (Parquet or JSONL)."""
-        from .merge import read_data_file
-
-        table = read_data_file(self.job.root / written.path)
-        return table.select(arrow_schema().names).cast(arrow_schema())
+        return read_back(self.job.root / written.path)
 
     def discard(self) -> None:
         """Remove every file written so far (the input is converted again another way)."""
@@ -116,19 +147,21 @@ class PartitionSink:
         self._open.clear()
 
     def key_check(self) -> KeyCheck:
-        total = KeyCheck()
-        for check in self._hashes.values():
-            total.hashes += check.hashes
-            total.chats |= check.chats
-            total.usernames = total.usernames or check.usernames
-        return total
+        return self.keys
 
-    def values_of(self, key: tuple) -> dict[str, Any]:
-        return self._values[key]
 
-    def files_by_key(self) -> dict[tuple, WrittenFile]:
-        return dict(self._written)
+def read_back(path: Path) -> pa.Table:
+    """A data file written by tgexport, as a table of the data schema (Parquet or JSONL)."""
+    from .merge import read_data_file
 
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self._written.values())
+    return read_data_file(path).select(arrow_schema().names).cast(arrow_schema())
+
+
+def read_pieces(root: Path, pieces: list[Piece]) -> list[pa.Table]:
+    """The rows of `pieces` (files relative to `root`, spills absolute), in order."""
+    tables = []
+    for piece in pieces:
+        if piece.written is not None:
+            tables.append(read_back(root / piece.written.path))
+        tables += [read_spill(Path(path)) for path in piece.spilled]
+    return tables

@@ -53,20 +53,17 @@ class PartitionSpill:
         part.files.append(path)
         part.rows += table.num_rows
 
-    def keys(self) -> list[tuple]:
+    def partition_keys(self) -> list[tuple]:
         return list(self._parts)
 
     def tables(self, key: tuple) -> list[pa.Table]:
         """The spilled tables of one partition, in the order they were added (then forgotten)."""
         part = self._parts.pop(key, None)
-        if part is None:
-            return []
-        tables = []
-        for path in part.files:
-            with pa.memory_map(str(path)) as source:
-                tables.append(ipc.open_file(source).read_all())
-            path.unlink()
-        return tables
+        return [read_spill(path) for path in part.files] if part else []
+
+    def files(self, key: tuple) -> list[Path]:
+        """The spill files of one partition, in order (they stay on disk: see `read_spill`)."""
+        return list(self._parts[key].files)
 
     def partitions(self) -> Iterator[tuple[dict[str, Any], pa.Table]]:
         """Each partition's rows, sorted by chat and post id, in partition order (nulls last)."""
@@ -103,6 +100,14 @@ class PartitionSpill:
     @property
     def rows(self) -> int:
         return sum(p.rows for p in self._parts.values())
+
+
+def read_spill(path: Path) -> pa.Table:
+    """One spill file's rows (the file is then removed)."""
+    with pa.memory_map(str(path)) as source:
+        table = ipc.open_file(source).read_all()
+    Path(path).unlink()
+    return table
 
 
 def group_slices(table: pa.Table, keys: dict[str, pa.Array]) -> Iterator[tuple[tuple, dict[str, Any], pa.Table]]:

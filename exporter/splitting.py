@@ -78,12 +78,22 @@ class _RawFile:
     def read(self, start: int, stop: int) -> bytes:
         return self.map[start : max(start, min(stop, self.size))]
 
+    def forget(self) -> None:
+        """Drop the mapped pages from this process (they stay in the page cache): bounded RSS."""
+        if isinstance(self.map, mmap.mmap):
+            self.map.madvise(mmap.MADV_DONTNEED)
+
     def find(self, needle: bytes, start: int, stop: int | None = None) -> int:
-        """First occurrence starting in [start, stop), or -1."""
+        """First occurrence starting in [start, stop), or -1 (window by window: bounded RSS)."""
         stop = self.size if stop is None else min(stop, self.size)
-        if start >= stop:
-            return -1
-        return self.map.find(needle, start, min(self.size, stop + len(needle) - 1))
+        while start < stop:
+            end = min(stop, start + WINDOW)
+            found = self.map.find(needle, start, min(self.size, end + len(needle) - 1))
+            self.forget()
+            if found >= 0:
+                return found
+            start = end
+        return -1
 
     def rfind(self, needle: bytes, start: int, stop: int) -> int:
         return self.map.rfind(needle, start, stop)
@@ -94,6 +104,7 @@ class _RawFile:
         while start < stop:
             end = min(stop, start + WINDOW)
             total += self.read(start, end + len(needle) - 1).count(needle)
+            self.forget()
             start = end
         return total
 
@@ -156,11 +167,20 @@ class _Planner:
             return start  # an empty (or odd) array: the skeleton parser reads it
         end_line = b"\n" + b" " * (pad - 1) + b"]"
         separator = b"\n" + b" " * pad + b"},\n" + b" " * pad + b"{\n"
+        # The root chat's array is the last thing in a single-chat export: its end is the last
+        # such line of the file (no scan of the array). Should that be wrong, a range would hold
+        # a line that is not a message, its worker raises LayoutError, and the input is converted
+        # in one task.
+        known_end = self.raw.rfind(end_line, start, self.raw.size) if not chat.pointer else -1
         index, pos = 0, start
         while True:
             target = pos + self._budget()
             cut = self.raw.find(separator, target, target + WINDOW)
-            end = self.raw.find(end_line, pos, cut if cut >= 0 else None)
+            if known_end >= 0:
+                cut = cut if 0 <= cut < known_end else -1
+                end = known_end if cut < 0 else -1
+            else:
+                end = self.raw.find(end_line, pos, cut if cut >= 0 else None)
             if end >= 0 or cut < 0:
                 if end < 0:
                     raise LayoutError("messages array never ends")

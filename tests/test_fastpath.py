@@ -124,6 +124,7 @@ def assert_same(data: bytes, options: ConvertOptions) -> dict[str, Any] | None:
 
 # Fixtures the fast path must take (at least partly) rather than hand over whole.
 EXPECT_FAST = {
+    "bad_escapes",
     "single_chat",
     "full_account",
     "entities_astral",
@@ -447,3 +448,17 @@ def test_probe_notices_when_extract_functions_change_meaning(monkeypatch) -> Non
     finally:
         monkeypatch.undo()
         textcols.semantics_hold.cache_clear()
+
+
+def test_odd_chat_metadata_and_ids_going_backwards(tmp_path, monkeypatch) -> None:
+    """Unhashable chat metadata, and a post id that repeats: same outputs, and the merge runs."""
+    msgs = [
+        {"id": i, "type": "message", "date_unixtime": str(1_700_000_000 + i), "text": "x", "text_entities": []}
+        for i in (1, 2, 3, 2)
+    ]
+    doc = {"name": ["odd", "name"], "type": {"k": 1}, "id": 5, "messages": msgs}
+    src = tmp_path / "odd.json"
+    src.write_bytes(json.dumps(doc, indent=1).encode())
+    assert assert_same(src.read_bytes(), ConvertOptions()) is not None
+    fast_result, _ = both_tasks(tmp_path, src, monkeypatch)
+    assert fast_result.keys["unique"] is False

@@ -47,14 +47,10 @@ class FastRunner:
         self.era = era or Era()
         self.stages: Counter[str] = Counter()
         self.rows: Counter[str] = Counter()
-        self._chats: dict[ChatContext, Chat] = {}
 
     def _chat(self, context: ChatContext) -> Chat:
-        chat = self._chats.get(context)
-        if chat is None:
-            chat = Chat(context.pointer, context.name, context.raw_type, context.raw_id, era=self.era)
-            self._chats[context] = chat
-        return chat
+        """The converter's view of the chat (a new one per batch: metadata may be unhashable)."""
+        return Chat(context.pointer, context.name, context.raw_type, context.raw_id, era=self.era)
 
     def _lap(self, stage: str, started: float) -> float:
         now = time.perf_counter()
@@ -65,13 +61,16 @@ class FastRunner:
         """Accepted records of the batch, in message order (rejects went through `route`)."""
         started = time.perf_counter()
         parsed = messages.parse(batch)
+        if parsed is None and batch.repair():  # `\xHH` escapes: rewritten, then parsed again
+            parsed = messages.parse(batch)
         started = self._lap("parse", started)
         if parsed is None:
             return self._all_per_record(batch, started)
         chat = self._chat(batch.chat)
         ok = records.eligible(parsed, messages.clean_rows(batch, parsed))
         fast = np.flatnonzero(ok)
-        table = records.build(parsed.take(pa.array(fast)), chat, self._locators(batch, fast), self.stamp)
+        rows = parsed if len(fast) == batch.count else parsed.take(pa.array(fast))
+        table = records.build(rows, chat, self._locators(batch, fast), self.stamp)
         started = self._lap("normalize", started)
         valid = checks.valid_rows(table)
         started = self._lap("validate", started)

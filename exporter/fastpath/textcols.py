@@ -218,25 +218,40 @@ def _entity_texts(ents: Entities, kind: str, strip: str, fold: Any, n: int, list
 def _urls(text: pa.Array, ents: Entities, n: int, list_type: pa.DataType) -> pa.Array:
     has_url = pc.fill_null(pc.greater(pc.utf8_length(ents.url), 0), False).to_numpy(zero_copy_only=False)
     linkish = (ents.where("url") | ents.where("text_link")) & has_url
-    rows, mask = ents.rows[linkish], pa.array(linkish)
-    kinds, links = ents.kind.filter(mask), ents.url.filter(mask)
+    rows, links = ents.rows[linkish], ents.url.filter(pa.array(linkish))
     per_row = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
     python = url_candidates(text) | (per_row > 1)
     single = ~python[rows]
-    fast = (rows[single], map_distinct(links.filter(pa.array(single)), norm.absolute_url, pa.string()))
-    by_row: dict[int, list[dict[str, Any]]] = {}
-    picked = pa.array(~single)
-    for row, kind, url in zip(
-        rows[~single].tolist(), kinds.filter(picked).to_pylist(), links.filter(picked).to_pylist(), strict=True
-    ):
-        by_row.setdefault(row, []).append({"type": kind, "url": url})
+    absolute = map_distinct(links, norm.absolute_url, pa.string())
+    fast = (rows[single], absolute.filter(pa.array(single)))
+    found: dict[int, list[str]] = {}
+    for row, url in zip(rows[~single].tolist(), absolute.filter(pa.array(~single)).to_pylist(), strict=True):
+        found.setdefault(row, []).append(url)
     slow_rows = np.flatnonzero(python)
-    slow = {}
-    for row, value in zip(slow_rows.tolist(), text.take(pa.array(slow_rows)).to_pylist(), strict=True):
-        found = norm.extract_urls(value, by_row.get(row, []))
-        if found:
-            slow[row] = found
+    for row, urls in _bare_urls(text, slow_rows).items():
+        found.setdefault(row, []).extend(urls)
+    slow = {row: norm.unique(urls) for row, urls in found.items() if urls}
     return merge_lists(n, fast, slow, list_type)
+
+
+URL_TAIL = ".,;:!?)]}…"  # what normalize.extract_urls strips from a bare link
+
+
+def _bare_urls(text: pa.Array, rows: np.ndarray) -> dict[int, list[str]]:
+    """`normalize.BARE_URL_RE` over the texts of `rows`, in one regex pass over them joined by new
+    lines (a new line ends a match and is a word boundary, as the end of a text is)."""
+    texts = text.take(pa.array(rows)).to_pylist()
+    starts = np.cumsum([0] + [len(t) + 1 for t in texts])
+    joined = "\n".join(texts)
+    absolute: dict[str, str] = {}
+    out: dict[int, list[str]] = {}
+    for match in norm.BARE_URL_RE.finditer(joined):
+        link = match.group(0).rstrip(URL_TAIL)
+        if link not in absolute:
+            absolute[link] = norm.absolute_url(link)
+        row = int(rows[np.searchsorted(starts, match.start(), side="right") - 1])
+        out.setdefault(row, []).append(absolute[link])
+    return out
 
 
 PROBES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
@@ -244,7 +259,8 @@ PROBES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
     ("#one #one @Dup @dup @other", [("hashtag", "#one", None), ("mention", "@Dup", None), ("mention", "@dup", None)]),
     ("see example.org/x now", [("url", "example.org/x", None)]),
     ("read more", [("text_link", "read", "https://r.example/1"), ("text_link", "more", "https://r.example/1")]),
-    ("go t.me/chan ok. https://x.y/z.", [("bold", "go", None)]),
+    ("go t.me/chan ok. https://x.y/z. (https://q.r/s)…", [("bold", "go", None)]),
+    ("a\nhttps://x.y\nwww.z.w/", [("url", "x.y", None)]),
     ("# @ x", [("hashtag", "#", None), ("mention", "@", None)]),
     ("ASCII #Ünïcode @ŁUKASZ_x", [("hashtag", "#Ünïcode", None), ("mention", "@ŁUKASZ_x", None)]),
 ]
