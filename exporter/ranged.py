@@ -64,7 +64,8 @@ class RangeResult:
 def _splittable(spec: TaskSpec, executor: Executor) -> bool:
     if spec.fmt != FAST_FORMAT or not fastpath.enabled() or spec.pseudonymize is not None:
         return False
-    if not isinstance(executor, ProcessPoolExecutor):
+    # Ranges meet in the shared staging folder: a local pool, or a Dask cluster whose workers see it.
+    if not (isinstance(executor, ProcessPoolExecutor) or getattr(executor, "shares_staging", False)):
         return False
     try:
         with spec.unit.open() as stream:
@@ -171,11 +172,16 @@ def _convert_range(spec: TaskSpec, part: splitting.Range, result: TaskResult, si
             _route(item, spec, result, accepted, rejects)
 
         runner = FastRunner(stamp, spec.options, route, era=Era(part.era))
+        read = 0
         for segment in part.segments:
             reader = _ProgressReader(splitting.SegmentReader(raw, segment), spec)
             framer = RangeFramer(reader, segment.chat, segment.pad, segment.first_index, BATCH_BYTES)
             run_batches(framer.batches(), runner, result, sink)
             reader.flush()
+            read += reader.total
+        skeleton = part.owned[1] - part.owned[0] - read  # the bytes between arrays it owns
+        if skeleton > 0 and spec.progress is not None:
+            spec.progress.put((spec.index, skeleton))
         result.stages.clear()
         result.rows.clear()
         result.stages.update(runner.stages)

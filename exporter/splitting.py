@@ -51,6 +51,7 @@ class Range:
     part: int
     era: bool | None  # `Era.legacy` before the range's first message
     segments: list[Segment] = field(default_factory=list)
+    owned: tuple[int, int] = (0, 0)  # raw bytes it reports as progress: every byte in exactly one range
 
     @property
     def size(self) -> int:
@@ -145,6 +146,7 @@ class _Planner:
                 pos = yield from self._array(context, pos)
         self.skeleton.close()
         if self.current.segments:
+            self.current.owned = (self.current.owned[0], self.raw.size)
             yield self.current
 
     def _feed(self, start: int, stop: int) -> None:
@@ -190,8 +192,9 @@ class _Planner:
             self.current.segments.append(Segment(chat, pad, index, pos, stop))
             era = self._era_before(stop, pad, start)
             if era is not None:
+                self.current.owned = (self.current.owned[0], stop + 1)
                 yield self.current
-                self.current = Range(self.current.part + 1, era[0])
+                self.current = Range(self.current.part + 1, era[0], owned=(stop + 1, stop + 1))
             index += self.raw.count(b"\n" + b" " * pad + b"}", pos, stop)
             pos = stop + 1  # past the comma
 

@@ -176,3 +176,56 @@ def test_a_task_error_reaches_the_driver_with_its_hint(cluster, inputs, tmp_path
     assert type(failed.value).__name__ == "InvalidItemError"
     assert failed.value.hint and "--on-invalid quarantine" in failed.value.hint
     assert not (tmp_path / "ds").exists() and not list(tmp_path.glob(".ds.staging-*"))
+
+
+def test_a_large_input_is_split_into_ranges_on_the_cluster(cluster, tmp_path, monkeypatch):
+    from helpers import good_messages, write_export
+
+    from exporter import ranged
+    from exporter.distributed import DaskExecutor
+
+    src = write_export(tmp_path / "big" / "result.json", good_messages(600, step=3600))
+    local = tmp_path / "local"
+    convert(ConvertRequest(inputs=[str(src)], output=local, jobs=1))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    out = tmp_path / "ds"
+    calls = []
+    original = ranged._splittable
+    monkeypatch.setattr(ranged, "_splittable", lambda spec, ex: calls.append(ex) or original(spec, ex))
+    convert(ConvertRequest(inputs=[str(src)], output=out, jobs=2, scheduler=cluster.scheduler_address))
+    assert calls and isinstance(calls[0], DaskExecutor) and original(*_spec_and(calls[0], out, src))
+    assert local_files(local, "posts/") == local_files(out, "posts/") != {}
+
+
+def _spec_and(executor, out, src):
+    """A TaskSpec for `src` as the pipeline builds it, to ask whether it would be split."""
+    from exporter.pipeline import ConvertRequest as Request
+    from exporter.pipeline import _plan
+    from exporter.progress import DirectProgress
+
+    class Quiet:
+        def stage(self, *a):
+            return None
+
+        def advance(self, *a):
+            return None
+
+    (planned,), _ = _plan(Request(inputs=[str(src)], output=out), Quiet())
+    from exporter.converters.base import ConvertOptions
+    from exporter.task import TaskSpec
+
+    spec = TaskSpec(
+        0,
+        planned.unit,
+        planned.fmt,
+        planned.sha256,
+        out,
+        "parquet",
+        ("year", "month"),
+        ConvertOptions(),
+        "quarantine",
+        "0" * 16,
+        {},
+        DirectProgress(Quiet()),
+    )
+    return spec, executor

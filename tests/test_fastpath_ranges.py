@@ -124,3 +124,27 @@ def test_split_input_fails_like_jobs_one_on_the_first_invalid_item(tmp_path, mon
             run(tmp_path, [src], f"fail{jobs}", jobs, on_invalid="fail")
         messages.append(str(caught.value))
     assert messages[0] == messages[1] and "/messages/6" in messages[0]
+
+
+class RecordingReporter:
+    def __init__(self) -> None:
+        self.stages: dict[str, list[int]] = {}
+        self._current = ""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._current = name
+        self.stages[name] = [total or 0, 0]
+
+    def advance(self, amount: int) -> None:
+        self.stages[self._current][1] += amount
+
+
+@pytest.mark.parametrize("fastpath", ["1", "0"])
+def test_progress_adds_up_to_the_input_bytes_on_split_inputs(tmp_path, monkeypatch, fastpath) -> None:
+    src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 5)))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    monkeypatch.setenv("TGEXPORT_FASTPATH", fastpath)
+    reporter = RecordingReporter()
+    convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds", jobs=2), reporter)
+    total, done = reporter.stages["converting"]
+    assert total == done == src.stat().st_size

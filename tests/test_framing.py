@@ -191,3 +191,15 @@ def test_no_cut_where_the_id_era_is_unknown(tmp_path) -> None:
     (tmp_path / "c.json").write_bytes(layout(doc))
     with open(tmp_path / "c.json", "rb") as stream:
         assert len(list(plan(stream, 1000))) == 1
+
+
+def test_ranges_own_every_byte_once(tmp_path) -> None:
+    """Progress: each range reports the raw bytes it owns; together they are the whole file."""
+    chats = [chat([message(i, "x" * 60, from_id="user1") for i in range(n)], name=f"c{n}") for n in (80, 5, 90)]
+    path = tmp_path / "d.json"
+    path.write_bytes(b"\xef\xbb\xbf" + layout(account(chats)))
+    with open(path, "rb") as stream:
+        ranges = list(plan(stream, 2000))
+    assert len(ranges) > 2
+    assert ranges[0].owned[0] == 0 and ranges[-1].owned[1] == path.stat().st_size
+    assert all(a.owned[1] == b.owned[0] for a, b in zip(ranges, ranges[1:], strict=False))

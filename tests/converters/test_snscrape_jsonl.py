@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from golden import FIXTURES, check_golden
 from jsonschema import Draft202012Validator
+from kit import ODD_VALUES, Trickle, paths, replaced
 
 from exporter.converters import get
 from exporter.converters.base import ConvertOptions, Item, SourceRef
@@ -29,19 +29,6 @@ POST = (
     '{"_type": "snscrape.modules.telegram.TelegramPost", "url": "https://t.me/s/examplechannel/%d", '
     '"date": "2024-01-01T00:00:00+00:00", "content": "c", "outlinks": [], "linkPreview": null}'
 )
-
-
-class Trickle(io.RawIOBase):
-    """A stream that hands out a few bytes per read() and has no readline()."""
-
-    def __init__(self, data: bytes, step: int = 5) -> None:
-        self._data, self._pos, self._step = data, 0, step
-
-    def read(self, size: int = -1) -> bytes:
-        size = self._step if size is None or size < 0 else min(size, self._step)
-        chunk = self._data[self._pos : self._pos + size]
-        self._pos += len(chunk)
-        return chunk
 
 
 def convert(data: bytes, stream: io.RawIOBase | None = None) -> list[Item]:
@@ -134,24 +121,6 @@ def test_truncation_anywhere_raises_only_input_error(path: Path) -> None:
     for cut in range(1, len(data), max(1, len(data) // 40)):
         with contextlib.suppress(InputError):  # any other exception type fails the test
             convert(data[:cut])
-
-
-ODD_VALUES = [None, 0, -7, 2.5, "", "x", [], {}, True, [1], {"_": 5}]
-
-
-def paths(value: object, prefix: tuple = ()) -> Iterator[tuple]:
-    yield prefix
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        yield from paths(child, (*prefix, key))
-
-
-def replaced(value: object, path: tuple, new: object) -> object:
-    if not path:
-        return new
-    copy = list(value) if isinstance(value, list) else dict(value)
-    copy[path[0]] = replaced(value[path[0]], path[1:], new)
-    return copy
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
