@@ -115,16 +115,23 @@ def test_jsonl_partitions_read_by_duckdb_and_polars(tmp_path):
     assert pl.read_ndjson(sorted((out / "posts").rglob("*.jsonl"))).height == 40
 
 
-def test_undated_posts_land_in_the_null_partition(tmp_path):
-    msg = message(5)
-    msg.pop("date_unixtime")
-    msg.pop("date")
-    msgs = [*good_messages(3), {**msg, "type": "service", "action": "pin_message", "actor": "A", "actor_id": "user1"}]
-    src = write_export(tmp_path / "result.json", msgs)
+def test_undated_posts_land_in_the_partition_every_reader_reads_as_null(tmp_path):
+    mirror_page = Path(__file__).parent / "fixtures" / "mirror" / "post.txt"  # mirror pages carry no post date
+    desktop = write_export(tmp_path / "result.json", good_messages(3))
     out = tmp_path / "ds"
-    report = convert(ConvertRequest(inputs=[str(src)], output=out))
-    # a message without any date is quarantined (date is required for tdesktop messages)
-    assert report.model.totals()["quarantined"] == 1
+    convert(ConvertRequest(inputs=[str(desktop), str(mirror_page)], output=out))
+    null_dir = out / "posts" / "year=__HIVE_DEFAULT_PARTITION__" / "month=__HIVE_DEFAULT_PARTITION__"
+    assert len(list(null_dir.glob("*.parquet"))) == 1
+    table = ds.dataset(out / "posts", format="parquet", partitioning=PART).to_table()
+    undated = table.filter(pa.compute.is_null(table.column("date")))
+    assert undated.num_rows >= 1 and undated.column("year").null_count == undated.num_rows
+    frame = pl.scan_parquet(out / "posts", hive_schema={"year": pl.Int16, "month": pl.Int8}).collect()
+    assert frame.filter(pl.col("date").is_null())["year"].null_count() == undated.num_rows
+    nulls = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{out}/posts/**/*.parquet', hive_partitioning = true, "
+        "hive_types = {'year': SMALLINT, 'month': TINYINT}) WHERE year IS NULL AND month IS NULL"
+    ).fetchall()[0][0]
+    assert nulls == undated.num_rows
 
 
 def test_chat_partitioning(tmp_path):
