@@ -61,17 +61,25 @@ class RangeResult:
     aborted: str | None = None  # why the range needs the per-record path
 
 
-def _splittable(spec: TaskSpec, executor: Executor) -> bool:
-    if spec.fmt != FAST_FORMAT or not fastpath.enabled() or spec.pseudonymize is not None:
-        return False
-    # Ranges meet in the shared staging folder: a local pool, or a Dask cluster whose workers see it.
-    if not (isinstance(executor, ProcessPoolExecutor) or getattr(executor, "shares_staging", False)):
+def fast_path_input(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
+    """Will this input be converted by the columnar fast path (and can it be split in ranges)?
+
+    Telegram Desktop JSON in a plain local file, fast path on, no pseudonymization.
+    """
+    if fmt != FAST_FORMAT or not fastpath.enabled() or pseudonymize is not None:
         return False
     try:
-        with spec.unit.open() as stream:
+        with unit.open() as stream:
             return isinstance(stream, io.BufferedReader) and Path(stream.name).is_file()
     except (OSError, AttributeError, TypeError):
         return False
+
+
+def _splittable(spec: TaskSpec, executor: Executor) -> bool:
+    # Ranges meet in the shared staging folder: a local pool, or a Dask cluster whose workers see it.
+    if not (isinstance(executor, ProcessPoolExecutor) or getattr(executor, "shares_staging", False)):
+        return False
+    return fast_path_input(spec.fmt, spec.unit, spec.pseudonymize)
 
 
 def expected_tasks(planned: list[Any], jobs: int) -> int:

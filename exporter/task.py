@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -112,16 +113,28 @@ class _ProgressReader:
         self._pending = 0
 
 
+_GC_LOCK = threading.Lock()
+_GC_PAUSES = [0, True]  # tasks in progress in this process, was the collector on before the first
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """The data is acyclic; the collector would only re-walk the live batches."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    """The data is acyclic; the collector would only re-walk the live batches.
+
+    Counted, so that tasks on a thread pool overlap safely: on again after the last one ends.
+    """
+    with _GC_LOCK:
+        if _GC_PAUSES[0] == 0:
+            _GC_PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES[0] += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _GC_LOCK:
+            _GC_PAUSES[0] -= 1
+            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
+                gc.enable()
 
 
 def run_task(spec: TaskSpec) -> TaskResult:

@@ -73,14 +73,16 @@ def run(tmp_path: Path, inputs: list[Path], name: str, jobs: int, **kw: Any) -> 
     return {"outputs": outputs(tmp_path / name), "stages": [dict(r.stages) for r in report.results]}
 
 
+@pytest.mark.parametrize("pool", ["threads", "processes"])
 @pytest.mark.parametrize(
     "kw",
     [{}, {"to": "jsonl"}, {"partition_by": ("chat", "year", "month")}, {"on_invalid": "skip"}],
     ids=["parquet", "jsonl", "by-chat", "skip"],
 )
-def test_split_input_equals_jobs_one(tmp_path, monkeypatch, kw) -> None:
+def test_split_input_equals_jobs_one(tmp_path, monkeypatch, kw, pool) -> None:
     src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 1)))
     monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    monkeypatch.setenv("TGEXPORT_POOL", pool)
     one = run(tmp_path, [src], "one", 1, **kw)
     two = run(tmp_path, [src], "two", 2, **kw)
     assert "finalize" in two["stages"][0], "the input was not split"
@@ -139,12 +141,70 @@ class RecordingReporter:
         self.stages[self._current][1] += amount
 
 
+@pytest.mark.parametrize("pool", ["threads", "processes"])
 @pytest.mark.parametrize("fastpath", ["1", "0"])
-def test_progress_adds_up_to_the_input_bytes_on_split_inputs(tmp_path, monkeypatch, fastpath) -> None:
+def test_progress_adds_up_to_the_input_bytes_on_split_inputs(tmp_path, monkeypatch, fastpath, pool) -> None:
     src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 5)))
     monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    monkeypatch.setenv("TGEXPORT_POOL", pool)
     monkeypatch.setenv("TGEXPORT_FASTPATH", fastpath)
     reporter = RecordingReporter()
     convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds", jobs=2), reporter)
     total, done = reporter.stages["converting"]
     assert total == done == src.stat().st_size
+
+
+def test_pool_choice_threads_for_fast_path_inputs_processes_otherwise(tmp_path, monkeypatch) -> None:
+    """Fast-path work (native code, GIL released) runs on threads; anything else on processes."""
+    from exporter.executors import LocalPool, ThreadPool, make_executor
+
+    monkeypatch.delenv("TGEXPORT_POOL", raising=False)
+    for native, kind in ((True, ThreadPool), (False, LocalPool)):
+        pool = make_executor(2, 4, native=native)
+        try:
+            assert type(pool) is kind
+        finally:
+            pool.shutdown()
+    monkeypatch.setenv("TGEXPORT_POOL", "processes")
+    pool = make_executor(2, 4, native=True)
+    assert type(pool) is LocalPool
+    pool.shutdown()
+
+
+def test_several_fast_path_inputs_on_threads_equal_jobs_one(tmp_path, monkeypatch) -> None:
+    """Several tdesktop inputs, none split: one task per input on the thread pool, same bytes."""
+    monkeypatch.delenv("TGEXPORT_POOL", raising=False)
+    inputs = [
+        write(tmp_path / "in" / f"c{i}" / "result.json", chat_export(generated_messages(200, 10 + i))) for i in range(3)
+    ]
+    one = run(tmp_path, inputs, "one", 1)
+    two = run(tmp_path, inputs, "two", 2)
+    assert two["outputs"] == one["outputs"]
+
+
+def test_gc_pauses_overlap_across_threads() -> None:
+    """Overlapping tasks on a thread pool: the collector is back on only after the last one ends."""
+    import gc
+    import threading
+
+    from exporter.task import _gc_paused
+
+    assert gc.isenabled()
+    first, second = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def task(start: threading.Event, wait: threading.Event | None) -> None:
+        with _gc_paused():
+            start.set()
+            if wait is not None:
+                wait.wait(5)
+            seen.append(gc.isenabled())
+
+    a = threading.Thread(target=task, args=(first, second))
+    a.start()
+    first.wait(5)
+    with _gc_paused():  # a second task starts while the first runs, and ends first
+        second.set()
+        seen.append(gc.isenabled())
+    a.join()
+    assert seen == [False, False] and gc.isenabled()
