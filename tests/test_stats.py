@@ -88,3 +88,62 @@ def test_full_account_left_chat_and_own_messages_warnings(tmp_path):
     assert any(w.startswith("c11: every message has the same sender") for w in warnings)
     assert any(w.startswith("c13: left chat") for w in warnings)
     assert not any(w.startswith("c12") for w in warnings)
+
+
+def _gaps_reference(values: list[int]) -> dict:
+    """The plain-Python definition the vectorized `_gaps` must match."""
+    values = sorted(v for v in set(values) if v > 0)
+    if not values:
+        return {
+            "min_id": None,
+            "max_id": None,
+            "missing_ids": 0,
+            "missing_share": 0.0,
+            "gap_count": 0,
+            "largest_gaps": [],
+        }
+    gaps = [(b - a - 1, a + 1, b - 1) for a, b in zip(values, values[1:], strict=False) if b - a > 1]
+    gaps.sort(key=lambda g: (-g[0], g[1]))
+    span = values[-1] - values[0] + 1
+    return {
+        "min_id": values[0],
+        "max_id": values[-1],
+        "missing_ids": span - len(values),
+        "missing_share": round((span - len(values)) / span, 4),
+        "gap_count": len(gaps),
+        "largest_gaps": [{"from": a, "to": b, "missing": n} for n, a, b in gaps[:10]],
+    }
+
+
+def test_gaps_match_the_plain_definition_on_random_ids():
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from exporter.coverage import _gaps
+
+    rng = random.Random(7)
+    for trial in range(200):
+        ids = [rng.randint(-3, 60 + trial) for _ in range(rng.randint(0, 40))]
+        array = pc.unique(pa.array(ids, pa.int64())).sort()
+        assert _gaps(array) == _gaps_reference(ids), ids
+
+
+def test_chat_split_keeps_null_empty_and_odd_titles_apart():
+    import pyarrow as pa
+
+    from exporter.coverage import _split_by_chat
+
+    table = pa.table(
+        {
+            "chat_id": pa.array([None, None, None, 5, 5, None], pa.int64()),
+            "chat_username": pa.array([None, None, None, None, "news", None], pa.string()),
+            "chat_title": pa.array(["a\x01b", "", None, "x", "x", "a\x01b"], pa.string()),
+            "n": list(range(6)),
+        }
+    )
+    got = {key: rows.column("n").to_pylist() for key, rows in _split_by_chat(table, {})}
+    assert got == {"title:a\x01b": [0, 5], "(unknown chat)": [1, 2], "c5": [3], "news": [4]}
+    got = {key: rows.column("n").to_pylist() for key, rows in _split_by_chat(table, {5: "news"})}
+    assert got["news"] == [3, 4]
