@@ -53,6 +53,23 @@ def chat_key(table: pa.Table) -> pa.ChunkedArray:
     return pc.coalesce(table.column("chat_username"), by_id)
 
 
+def sorted_contiguous(tables: list[pa.Table]) -> pa.Table:
+    """The rows of `tables` (emptied: the caller hands them over), stable-sorted, in one chunk
+    per column — the layout the Parquet bytes depend on.
+
+    Column by column, each column's pieces are let go as soon as it is copied, so a partition
+    costs its size once plus one column, not twice (the peak of a write on big partitions).
+    """
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    tables.clear()
+    table = sort_table(table)
+    schema, columns = table.schema, []
+    while table.num_columns:
+        columns.append(table.column(0).combine_chunks())
+        table = table.remove_column(0)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def sort_table(table: pa.Table) -> pa.Table:
     """Stable sort by chat and post id (nulls last)."""
     if table.num_rows < 2 or _in_order(table):

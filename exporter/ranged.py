@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import fastpath, profile, splitting, writers
-from .arrowbuild import KeyCheck, sort_table
+from .arrowbuild import KeyCheck, sorted_contiguous
 from .converters.tdesktop_json import Era
 from .errors import TgExportError
 from .fastpath.records import Stamp
@@ -217,7 +217,10 @@ def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult
     if result.quarantined:
         result.rejects = (work / "rejects.jsonl").relative_to(spec.root).as_posix()
     placed, joins = _place_whole_files(spec, ranges)
-    futures = [executor.submit(join_partitions, spec, group) for group in _groups(joins, jobs)]
+    # Threads share one address space: joins one at a time, so the tree holds one partition's
+    # pieces and its joined copy, not one per worker (the peak of a 5M-message run otherwise).
+    share = 1 if getattr(executor, "shares_memory", False) else jobs
+    futures = [executor.submit(join_partitions, spec, group) for group in _groups(joins, share)]
     for future in futures:
         placed += future.result()
     result.files = sorted(placed, key=lambda f: f.path)
@@ -281,8 +284,7 @@ def join_partitions(spec: TaskSpec, joins: list[tuple]) -> list:
             tables: list[pa.Table] = []
             for part, piece in pieces:
                 tables += read_pieces(_range_work(spec, part), [piece])
-            table = sort_table(pa.concat_tables(tables)).combine_chunks()
-            written += writer.write(job, [(values, table)])
+            written += writer.write(job, [(values, sorted_contiguous(tables))])
     return written
 
 

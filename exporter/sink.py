@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .arrowbuild import KeyCheck, partition_columns, sort_table
+from .arrowbuild import KeyCheck, partition_columns, sorted_contiguous
 from .schema import arrow_schema
 from .spill import PartitionSpill, group_slices, read_spill
 from .writers.base import WriteJob, WrittenFile
@@ -104,8 +104,7 @@ class PartitionSink:
 
     def _write(self, key: tuple, tables: list[pa.Table] | None = None) -> None:
         tables = self._rows_of(key) if tables is None else tables
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        (written,) = self.writer.write(self.job, [(self._values[key], sort_table(table).combine_chunks())])
+        (written,) = self.writer.write(self.job, [(self._values[key], sorted_contiguous(tables))])
         self._written[key] = written
 
     def close(self, defer: bool = False) -> list[WrittenFile]:

@@ -99,3 +99,21 @@ def test_key_check_sees_every_row_once(tmp_path):
     sink, _ = streamed(tmp_path, [table.slice(i, 7) for i in range(0, 51, 7)], ("year", "month"), "parquet", 1 << 30)
     summary = sink.key_check().summary()
     assert summary["unique"] is False and summary["chats"] == [77, 78]
+
+
+def test_sorted_contiguous_matches_concat_sort_combine_and_takes_the_pieces() -> None:
+    """The column-by-column join that lets pieces go early gives the very table (and bytes) of
+    concat + stable sort + combine_chunks."""
+    from exporter.arrowbuild import sorted_contiguous
+
+    rng = random.Random(3)
+    rows = [record(rng.randint(1, 60), 1 + i % 3, f"t{i} " * rng.randint(0, 5)) for i in range(200)]
+    table = records_to_table(rows)
+    cuts = sorted(rng.sample(range(1, 200), 9))
+    pieces = [table.slice(a, b - a) for a, b in zip([0, *cuts], [*cuts, 200], strict=True)]
+    expected = sort_table(pa.concat_tables(pieces)).combine_chunks()
+    handed = list(pieces)
+    got = sorted_contiguous(handed)
+    assert handed == []
+    assert got.equals(expected) and got.schema == expected.schema
+    assert all(column.num_chunks == 1 for column in got.columns)
