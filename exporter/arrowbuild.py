@@ -53,6 +53,30 @@ def chat_key(table: pa.Table) -> pa.ChunkedArray:
     return pc.coalesce(table.column("chat_username"), by_id)
 
 
+def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """`array.to_numpy(zero_copy_only=False)`, without pyarrow's generic conversion for the usual
+    cases: booleans without nulls are unpacked from their bitmap (numpy `unpackbits`), numbers
+    without nulls are viewed in place. That conversion is slow per value and imports pandas.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        if array.num_chunks == 1:
+            return to_numpy(array.chunk(0))
+        if array.num_chunks == 0:
+            return array.to_numpy()
+        return np.concatenate([to_numpy(chunk) for chunk in array.chunks])
+    if array.null_count == 0:
+        kind = array.type
+        if pa.types.is_boolean(kind):
+            if len(array) == 0:
+                return np.zeros(0, bool)
+            bits = np.frombuffer(array.buffers()[1], np.uint8)
+            start = array.offset
+            return np.unpackbits(bits, count=start + len(array), bitorder="little")[start:].view(bool)
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            return array.to_numpy()
+    return array.to_numpy(zero_copy_only=False)
+
+
 def sorted_contiguous(tables: list[pa.Table]) -> pa.Table:
     """The rows of `tables` (emptied: the caller hands them over), stable-sorted, in one chunk
     per column — the layout the Parquet bytes depend on.
@@ -83,9 +107,9 @@ def _in_order(table: pa.Table) -> bool:
     if table.column("chat_username").null_count != table.num_rows:
         return False
     chat, post = table.column("chat_id"), table.column("post_id")
-    chat_null = chat.is_null().to_numpy(zero_copy_only=False)
+    chat_null = to_numpy(chat.is_null())
     chat_id = pc.fill_null(chat, 0).to_numpy()
-    post_null = post.is_null().to_numpy(zero_copy_only=False)
+    post_null = to_numpy(post.is_null())
     post_id = pc.fill_null(post, 0).to_numpy()
     same_chat = (chat_null[1:] == chat_null[:-1]) & (chat_id[1:] == chat_id[:-1])
     chat_up = (chat_null[1:] > chat_null[:-1]) | ((chat_null[1:] == chat_null[:-1]) & (chat_id[1:] > chat_id[:-1]))
@@ -128,7 +152,7 @@ class KeyCheck:
         chat, post = table.column("chat_id"), table.column("post_id")
         if post.null_count:
             self.ascending = False
-        keep = chat.is_valid().to_numpy(zero_copy_only=False)
+        keep = to_numpy(chat.is_valid())
         if not keep.any():
             return  # no chat id and no username: no key, never merged
         ids = pc.fill_null(chat, 0).to_numpy()[keep]

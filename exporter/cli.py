@@ -102,7 +102,13 @@ def main() -> None:
     help="What to do with items that fail validation.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (or s3:// prefix).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Workers (default: all cores): threads for Telegram Desktop JSON, else processes.",
+)
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
@@ -198,6 +204,8 @@ def convert(
             pseudonymize, key_file, pseudonymize_chats, redact_text, location(output or append_to)
         ),
     )
+    if _AS_COMMAND and request.scheduler is None:
+        _leave_pandas_unloaded()
     console = stderr_console()
     with ProgressReporter(console, enabled=not quiet) as reporter:
         report = run_convert(request, reporter)
@@ -258,6 +266,29 @@ def formats(as_json: bool) -> None:
     click.echo("Output formats (--to):")
     for name in outputs:
         click.echo(f"  {name}")
+
+
+_AS_COMMAND = False  # True in the `tgexport` process (not when tests call `main`)
+
+
+def run() -> None:
+    """The `tgexport` console script: `main`, in a process of its own."""
+    global _AS_COMMAND
+    _AS_COMMAND = True
+    main()
+
+
+def _leave_pandas_unloaded() -> None:
+    """Mark pandas absent for pyarrow in this process (local `convert` only).
+
+    pyarrow imports pandas (0.2 s, ~35 MB per process) the first time it converts a Python
+    list, only to ask whether the list is a pandas object; a conversion never hands it one and
+    never uses pandas. pandas is optional to pyarrow, which treats the failed import as "not
+    installed". Only in the console-script process: a library caller keeps its pandas.
+    """
+    from .executors import leave_pandas_unloaded
+
+    leave_pandas_unloaded()
 
 
 from .cli_stats import stats  # noqa: E402

@@ -12,9 +12,11 @@ batches never pickled. `TGEXPORT_POOL=processes|threads` overrides the choice.
 
 from __future__ import annotations
 
+import importlib.abc
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -111,9 +113,29 @@ class _LockedProgress:
 _WORKER_PROGRESS: Any = None  # in a worker process: the pool's progress queue
 
 
-def _init_worker(progress: Any) -> None:
+def _init_worker(progress: Any, pandas_unloaded: bool = False) -> None:
     global _WORKER_PROGRESS
     _WORKER_PROGRESS = progress
+    if pandas_unloaded:  # as in the driver (cli._leave_pandas_unloaded)
+        leave_pandas_unloaded()
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Makes `import pandas` fail as if it were not installed (see cli._leave_pandas_unloaded)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"{name} is left unloaded by tgexport convert", name=name)
+        return None
+
+
+def leave_pandas_unloaded() -> None:
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+
+
+def pandas_unloaded() -> bool:
+    return any(isinstance(f, _NoPandas) for f in sys.meta_path)
 
 
 class WorkerProgress:
@@ -135,7 +157,12 @@ class LocalPool(ProcessPoolExecutor):
     def __init__(self, workers: int) -> None:
         context = multiprocessing.get_context("spawn")
         self._progress = context.Queue()
-        super().__init__(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self._progress,))
+        super().__init__(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self._progress, pandas_unloaded()),
+        )
 
     def progress_channel(self, reporter: Any) -> tuple[WorkerProgress, Callable[[], None]]:
         done = threading.Event()

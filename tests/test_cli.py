@@ -197,3 +197,38 @@ def test_console_script_runs_without_traceback(tmp_path):
     proc = subprocess.run([str(exe), "convert", str(src), "-o", str(tmp_path / "ds")], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_console_script_converts_without_loading_pandas(tmp_path, monkeypatch, jobs):
+    """pyarrow would import pandas (0.2 s, ~35 MB per process) just to ask whether a list is a
+    pandas object; the `tgexport` process leaves it unloaded, and the dataset is the same."""
+    monkeypatch.setenv("TGEXPORT_POOL", "processes")  # jobs=2: spawned workers must leave it out too
+    src = Path(__file__).parent.parent / "examples" / "harbor_city_dispatch" / "result.json"
+    exe = Path(sys.executable).parent / "tgexport"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(exe),
+            "convert",
+            str(src),
+            "-o",
+            str(tmp_path / "ds"),
+            "-q",
+            "-j",
+            jobs,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "pyarrow" in imported  # a refused `import pandas` is still listed, its submodules are not
+    assert not [name for name in imported if name.startswith("pandas.")]
+    from exporter.pipeline import ConvertRequest, convert
+
+    convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "lib", jobs=1))  # pandas allowed here
+    for path in sorted((tmp_path / "ds" / "posts").rglob("*.parquet")):
+        assert path.read_bytes() == (tmp_path / "lib" / path.relative_to(tmp_path / "ds")).read_bytes()

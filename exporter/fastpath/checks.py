@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..arrowbuild import to_numpy
 from ..errors import SchemaError
 from ..schema import arrow_schema, load_schema
 
@@ -91,7 +92,7 @@ class _Values:
 
 
 def _np(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return array.to_numpy(zero_copy_only=False)
+    return to_numpy(array)
 
 
 def _child(values: _Values, step: str) -> _Values:

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
+from ..arrowbuild import to_numpy
 from ..framing import Batch
 
 S, I64, BOOL = pa.string(), pa.int64(), pa.bool_()
@@ -113,5 +114,5 @@ def clean_rows(batch: Batch, table: pa.Table) -> np.ndarray:
         if nulls == 0:
             declared += 1
         elif nulls < n:
-            declared += column.is_valid().to_numpy(zero_copy_only=False)
+            declared += to_numpy(column.is_valid())
     return keys - text == declared

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import normalize as norm
+from ..arrowbuild import to_numpy
 from ..converters.tdesktop_json import MEDIA_TYPES, PLACEHOLDER_PREFIXES, SERVICE_REPLY_KEYS, Chat, _basename
 from ..schema import arrow_schema
 from . import textcols
@@ -44,7 +45,7 @@ def _types() -> dict[str, pa.DataType]:
 
 
 def _np(array: pa.Array) -> np.ndarray:
-    return array.to_numpy(zero_copy_only=False)
+    return to_numpy(array)
 
 
 def _valid(array: pa.Array) -> np.ndarray:

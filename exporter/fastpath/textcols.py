@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import normalize as norm
+from ..arrowbuild import to_numpy
 
 _SLASH, _HASH, _AT, _DOT = 47, 35, 64, 46
 _W = (87, 119)  # W, w: no other character folds to them, so normalize.BARE_URL_RE needs them
@@ -36,7 +37,7 @@ class Entities:
     counts: np.ndarray  # entities per row
 
     def where(self, kind: str) -> np.ndarray:
-        return pc.equal(self.kind, kind).to_numpy(zero_copy_only=False)
+        return to_numpy(pc.equal(self.kind, kind))
 
 
 def map_distinct(values: pa.Array, fn: Callable[[Any], Any], out_type: pa.DataType) -> pa.Array:
@@ -76,12 +77,12 @@ def text_and_entities(parts_list: pa.ListArray, entity_type: pa.DataType) -> tup
     parts = parts_list.values
     part_kind, part_text = parts.field("type"), parts.field("text")
     text = pc.binary_join(pa.ListArray.from_arrays(parts_list.offsets, part_text), "")
-    lengths = pc.utf8_length(part_text).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = to_numpy(pc.utf8_length(part_text)).astype(np.int64)
     row_of_part = np.repeat(np.arange(n), np.diff(offsets))
     before = np.cumsum(lengths) - lengths
     row_start = np.append(before, 0)[offsets[:-1]]
     part_offset = before - row_start[row_of_part] if len(before) else before
-    keep = np.flatnonzero(pc.not_equal(part_kind, "plain").to_numpy(zero_copy_only=False) & (lengths > 0))
+    keep = np.flatnonzero(to_numpy(pc.not_equal(part_kind, "plain")) & (lengths > 0))
     take = pa.array(keep)
     kind = map_distinct(part_kind.take(take), norm.entity_type, pa.string())
     etext = part_text.take(take)
@@ -200,7 +201,7 @@ def _entity_texts(ents: Entities, kind: str, strip: str, fold: Any, n: int, list
     mask = ents.where(kind)
     rows = ents.rows[mask]
     names = pc.utf8_ltrim(ents.text.filter(pa.array(mask)), characters=strip)
-    keep = pc.greater(pc.utf8_length(names), 0).to_numpy(zero_copy_only=False)
+    keep = to_numpy(pc.greater(pc.utf8_length(names), 0))
     rows, names = rows[keep], names.filter(pa.array(keep))
     if fold is not None:
         names = map_distinct(names, fold, pa.string())
@@ -216,7 +217,7 @@ def _entity_texts(ents: Entities, kind: str, strip: str, fold: Any, n: int, list
 
 
 def _urls(text: pa.Array, ents: Entities, n: int, list_type: pa.DataType) -> pa.Array:
-    has_url = pc.fill_null(pc.greater(pc.utf8_length(ents.url), 0), False).to_numpy(zero_copy_only=False)
+    has_url = to_numpy(pc.fill_null(pc.greater(pc.utf8_length(ents.url), 0), False))
     linkish = (ents.where("url") | ents.where("text_link")) & has_url
     rows, links = ents.rows[linkish], ents.url.filter(pa.array(linkish))
     per_row = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
