@@ -32,6 +32,7 @@ from . import fastpath, profile, splitting, writers
 from .arrowbuild import KeyCheck, sorted_contiguous
 from .converters.tdesktop_json import Era
 from .errors import TgExportError
+from .executors import release_free_memory
 from .fastpath.records import Stamp
 from .fastpath.runner import FastPathAbort, FastRunner
 from .framing import BATCH_BYTES, LayoutError, RangeFramer
@@ -205,6 +206,8 @@ def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult
     arrival order, stable-sorted, written once.
     """
     started = time.perf_counter()
+    if getattr(executor, "shares_memory", False):
+        release_free_memory()
     work = spec.root / ".tasks" / spec.short
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

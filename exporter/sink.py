@@ -14,6 +14,7 @@ Arrow IPC spill (`spill.PartitionSpill`) and are joined back, in order, when wri
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ from .spill import PartitionSpill, group_slices, read_spill
 from .writers.base import WriteJob, WrittenFile
 
 BUDGET = 96 << 20
+# One partition written at a time per process: worker threads (executors.ThreadPool) would
+# otherwise hold a partition's joined copy and encoding buffers each at the same moment, the
+# peak of a 5M-message run. Writes are a fifth of the work, so they seldom wait.
+_WRITING = threading.Lock()
 
 
 @dataclass
@@ -104,7 +109,8 @@ class PartitionSink:
 
     def _write(self, key: tuple, tables: list[pa.Table] | None = None) -> None:
         tables = self._rows_of(key) if tables is None else tables
-        (written,) = self.writer.write(self.job, [(self._values[key], sorted_contiguous(tables))])
+        with _WRITING:
+            (written,) = self.writer.write(self.job, [(self._values[key], sorted_contiguous(tables))])
         self._written[key] = written
 
     def close(self, defer: bool = False) -> list[WrittenFile]:
