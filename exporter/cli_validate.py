@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .validate_dataset import DatasetReport, validate_dataset
+if TYPE_CHECKING:
+    from .validate_dataset import DatasetReport
 
 EXIT_OK, EXIT_MISMATCH = 0, 1
 
@@ -40,6 +42,7 @@ def validate(dataset: str, sample: int | None, as_json: bool, s3_endpoint: str |
       tgexport validate s3://bucket/telegram --s3-endpoint http://127.0.0.1:9000
     """
     from .objectstore import is_uri, validate_uri
+    from .validate_dataset import validate_dataset
 
     report = validate_uri(dataset, s3_endpoint, sample) if is_uri(dataset) else validate_dataset(Path(dataset), sample)
     if as_json:

@@ -8,10 +8,12 @@ the failure. Every violation of a record is reported, not just the first.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
+
+if TYPE_CHECKING:  # imported when a record fails (50 ms at start-up otherwise)
+    import jsonschema
 
 from .schema import load_schema
 
@@ -23,6 +25,8 @@ def _fast() -> Any:
 
 @cache
 def _reference() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     schema = load_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
