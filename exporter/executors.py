@@ -77,10 +77,39 @@ class ThreadPool(ThreadPoolExecutor):
 
     def __init__(self, workers: int) -> None:
         _limit_malloc_arenas(workers)
-        super().__init__(max_workers=workers, thread_name_prefix="tgexport")
+        self._cancel = threading.Event()
+        super().__init__(
+            max_workers=workers, thread_name_prefix="tgexport", initializer=_bind_cancel, initargs=(self._cancel,)
+        )
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """With `cancel_futures` (an error or Ctrl-C in the driver), running tasks stop too, at
+        their next batch (`cancelled()`): threads cannot be killed, and a range of a big input
+        would otherwise run on for many seconds."""
+        if cancel_futures:
+            self._cancel.set()
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def progress_channel(self, reporter: Any) -> tuple[Any, Callable[[], None]]:
         return _LockedProgress(reporter), lambda: None
+
+
+_THREAD = threading.local()
+
+
+class TaskCancelled(Exception):
+    """Raised inside a task whose pool is shutting down: nobody waits for its result."""
+
+
+def _bind_cancel(event: threading.Event) -> None:
+    _THREAD.cancel = event
+
+
+def check_cancelled() -> None:
+    """Raise TaskCancelled in a worker thread of a ThreadPool that is being shut down."""
+    event = getattr(_THREAD, "cancel", None)
+    if event is not None and event.is_set():
+        raise TaskCancelled
 
 
 def _limit_malloc_arenas(workers: int) -> None:

@@ -26,6 +26,7 @@ from . import converters, fastpath, profile, validate, writers
 from .arrowbuild import records_to_table
 from .converters.base import ConvertOptions, Item, SourceRef
 from .errors import TgExportError
+from .executors import check_cancelled
 from .fastpath.records import Stamp
 from .fastpath.runner import FastPathAbort, FastRunner
 from .framing import Batch, DocumentFramer, LayoutError
@@ -202,6 +203,7 @@ def run_batches(batches: Iterator[Batch], runner: FastRunner, result: TaskResult
     """Feed framed batches through the fast runner into the sink; fold timings into `result`."""
     started = time.perf_counter()
     for batch in batches:
+        check_cancelled()
         runner.stages["read"] += time.perf_counter() - started
         if batch.chat.pointer:  # an account export: its chats share the year/month partitions,
             sink.eager = False  # so partitions are spilled and each written once, at the end
@@ -226,6 +228,7 @@ def _convert_records(spec: TaskSpec, result: TaskResult, sink: PartitionSink, wo
             result.read += 1
             _route(item, spec, result, batch, rejects)
             if len(batch) >= BATCH_ROWS:
+                check_cancelled()
                 sink.add(records_to_table(batch))
                 batch.clear()
         sink.add(records_to_table(batch))

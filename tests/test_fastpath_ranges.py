@@ -208,3 +208,38 @@ def test_gc_pauses_overlap_across_threads() -> None:
         seen.append(gc.isenabled())
     a.join()
     assert seen == [False, False] and gc.isenabled()
+
+
+def test_thread_pool_shutdown_with_cancel_stops_running_tasks() -> None:
+    """Ctrl-C or an error in the driver: running range tasks stop at their next batch."""
+    import threading
+
+    from exporter.executors import TaskCancelled, ThreadPool, check_cancelled
+
+    started = threading.Event()
+
+    def long_task() -> int:
+        started.set()
+        for _ in range(1000):  # 20 s if never told to stop
+            check_cancelled()
+            threading.Event().wait(0.02)
+        return 1000
+
+    pool = ThreadPool(2)
+    future = pool.submit(long_task)
+    assert started.wait(5)
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert isinstance(future.exception(timeout=0), TaskCancelled)
+    check_cancelled()  # the driver thread itself is never cancelled
+
+
+def test_convert_on_threads_stops_at_the_first_failure_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    """--on-invalid fail on a split input: the error is raised, other ranges stop, no dataset."""
+    from exporter.task import InvalidItemError
+
+    monkeypatch.delenv("TGEXPORT_POOL", raising=False)
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 3)))
+    with pytest.raises(InvalidItemError):
+        run(tmp_path, [src], "out", 2, on_invalid="fail")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
