@@ -119,13 +119,9 @@ def _limit_malloc_arenas(workers: int) -> None:
     give each busy thread arenas of its own (up to 8 per core) that keep freed batches: at 5M
     messages, 449 -> 342 MB of anonymous memory, same speed. Not glibc: nothing to do.
     """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
+    libc = _glibc()
+    if libc is not None:
         libc.mallopt(-8, workers + 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
 
 
 def release_free_memory() -> None:
@@ -134,12 +130,20 @@ def release_free_memory() -> None:
     Called when a phase ends (the ranges of an input are converted): the arenas of the worker
     threads still hold the pages of their last batches, which the next phase would not reuse.
     """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc (`mallopt`, `malloc_trim`), else None."""
     try:
         import ctypes
 
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
 
 
 class _LockedProgress:

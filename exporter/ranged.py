@@ -29,14 +29,14 @@ from typing import Any
 import pyarrow as pa
 
 from . import fastpath, profile, splitting, writers
-from .arrowbuild import KeyCheck, sorted_contiguous
+from .arrowbuild import KeyCheck
 from .converters.tdesktop_json import Era
 from .errors import TgExportError
 from .executors import release_free_memory
 from .fastpath.records import Stamp
 from .fastpath.runner import FastPathAbort, FastRunner
 from .framing import BATCH_BYTES, LayoutError, RangeFramer
-from .sink import PartitionSink, Piece, read_pieces
+from .sink import PartitionSink, Piece, read_pieces, write_partition
 from .task import (
     FAST_FORMAT,
     TaskResult,
@@ -220,10 +220,7 @@ def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult
     if result.quarantined:
         result.rejects = (work / "rejects.jsonl").relative_to(spec.root).as_posix()
     placed, joins = _place_whole_files(spec, ranges)
-    # Threads share one address space: joins one at a time, so the tree holds one partition's
-    # pieces and its joined copy, not one per worker (the peak of a 5M-message run otherwise).
-    share = 1 if getattr(executor, "shares_memory", False) else jobs
-    futures = [executor.submit(join_partitions, spec, group) for group in _groups(joins, share)]
+    futures = [executor.submit(join_partitions, spec, group) for group in _groups(joins, jobs)]
     for future in futures:
         placed += future.result()
     result.files = sorted(placed, key=lambda f: f.path)
@@ -287,7 +284,7 @@ def join_partitions(spec: TaskSpec, joins: list[tuple]) -> list:
             tables: list[pa.Table] = []
             for part, piece in pieces:
                 tables += read_pieces(_range_work(spec, part), [piece])
-            written += writer.write(job, [(values, sorted_contiguous(tables))])
+            written.append(write_partition(writer, job, values, tables))  # within the write budget
     return written
 
 

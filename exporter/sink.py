@@ -15,6 +15,8 @@ Arrow IPC spill (`spill.PartitionSpill`) and are joined back, in order, when wri
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,44 @@ from .spill import PartitionSpill, group_slices, read_spill
 from .writers.base import WriteJob, WrittenFile
 
 BUDGET = 96 << 20
-# One partition written at a time per process: worker threads (executors.ThreadPool) would
-# otherwise hold a partition's joined copy and encoding buffers each at the same moment, the
-# peak of a 5M-message run. Writes are a fifth of the work, so they seldom wait.
-_WRITING = threading.Lock()
+WRITE_BUDGET = 64 << 20
+
+
+class WriteBudget:
+    """Bytes of partitions being joined and written at once, per process.
+
+    Worker threads (executors.ThreadPool) would otherwise each hold a big partition's joined copy
+    and encoding buffers at the same moment: the peak of a 5M-message run. Small partitions are
+    written side by side; one bigger than the whole budget is written alone.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, nbytes: int) -> Iterator[None]:
+        nbytes = min(nbytes, self.limit)
+        with self._cond:
+            while self.used and self.used + nbytes > self.limit:
+                self._cond.wait()
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self._cond.notify_all()
+
+
+WRITING = WriteBudget(WRITE_BUDGET)
+
+
+def write_partition(writer: Any, job: WriteJob, values: dict[str, Any], tables: list[pa.Table]) -> WrittenFile:
+    """One partition's file from its rows in arrival order (`tables` is handed over, emptied)."""
+    with WRITING.hold(sum(t.nbytes for t in tables)):
+        (written,) = writer.write(job, [(values, sorted_contiguous(tables))])
+    return written
 
 
 @dataclass
@@ -109,9 +145,7 @@ class PartitionSink:
 
     def _write(self, key: tuple, tables: list[pa.Table] | None = None) -> None:
         tables = self._rows_of(key) if tables is None else tables
-        with _WRITING:
-            (written,) = self.writer.write(self.job, [(self._values[key], sorted_contiguous(tables))])
-        self._written[key] = written
+        self._written[key] = write_partition(self.writer, self.job, self._values[key], tables)
 
     def close(self, defer: bool = False) -> list[WrittenFile]:
         """Write what is still held, rewrite partitions that got late rows; the files, by path.

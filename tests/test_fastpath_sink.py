@@ -117,3 +117,35 @@ def test_sorted_contiguous_matches_concat_sort_combine_and_takes_the_pieces() ->
     assert handed == []
     assert got.equals(expected) and got.schema == expected.schema
     assert all(column.num_chunks == 1 for column in got.columns)
+
+
+def test_write_budget_lets_small_partitions_overlap_and_big_ones_run_alone() -> None:
+    import threading
+
+    from exporter.sink import WriteBudget
+
+    budget = WriteBudget(100)
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def hold(name: str, nbytes: int) -> None:
+        with budget.hold(nbytes):
+            order.append(f"{name}+")
+            inside.set()
+            release.wait(5)
+            order.append(f"{name}-")
+
+    first = threading.Thread(target=hold, args=("a", 40))
+    first.start()
+    assert inside.wait(5)
+    with budget.hold(50):  # 40 + 50 fit: no wait while `a` is inside
+        assert budget.used == 90
+    big = threading.Thread(target=hold, args=("big", 10_000))  # more than the budget: waits for `a`
+    big.start()
+    threading.Event().wait(0.2)
+    assert order == ["a+"] and budget.used == 40
+    release.set()
+    first.join(5)
+    big.join(5)
+    assert order == ["a+", "a-", "big+", "big-"] and budget.used == 0

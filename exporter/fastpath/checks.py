@@ -91,21 +91,17 @@ class _Values:
     rows: np.ndarray | None  # None: value i belongs to row i
 
 
-def _np(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return to_numpy(array)
-
-
 def _child(values: _Values, step: str) -> _Values:
     array = values.array
     if step == "*":
         if len(array.values) and (array.offsets[0].as_py() != 0 or len(array.values) != array.offsets[-1].as_py()):
             array = array.take(pa.array(np.arange(len(array))))
-        parents = _np(pc.list_parent_indices(array)) if len(array.values) else np.zeros(0, np.int64)
+        parents = to_numpy(pc.list_parent_indices(array)) if len(array.values) else np.zeros(0, np.int64)
         rows = parents if values.rows is None else values.rows[parents]
         return _Values(array.values, rows)
     child = array.field(step)
     if array.null_count:  # children of an absent object are not values
-        keep = _np(array.is_valid())
+        keep = to_numpy(array.is_valid())
         rows = np.flatnonzero(keep) if values.rows is None else values.rows[keep]
         return _Values(child.filter(pa.array(keep)), rows)
     return _Values(child, values.rows)
@@ -169,8 +165,8 @@ def _failing_values(check: Check, array: pa.Array) -> np.ndarray:
         distinct = pc.unique(array)
         if len(distinct) * 4 < len(array):
             bad = distinct.filter(pc.fill_null(_failing(check, distinct), False))
-            return _np(pc.is_in(array, value_set=bad))
-    return _np(pc.fill_null(_failing(check, array), False))
+            return to_numpy(pc.is_in(array, value_set=bad))
+    return to_numpy(pc.fill_null(_failing(check, array), False))
 
 
 def valid_rows(table: pa.Table) -> np.ndarray:

@@ -44,12 +44,8 @@ def _types() -> dict[str, pa.DataType]:
     return {f.name: f.type for f in arrow_schema()}
 
 
-def _np(array: pa.Array) -> np.ndarray:
-    return to_numpy(array)
-
-
 def _valid(array: pa.Array) -> np.ndarray:
-    return _np(array.is_valid())
+    return to_numpy(array.is_valid())
 
 
 def _epoch_ok(array: pa.Array, required: bool) -> np.ndarray:
@@ -60,14 +56,14 @@ def _epoch_ok(array: pa.Array, required: bool) -> np.ndarray:
     digits = pc.fill_null(pc.and_(pc.ascii_is_decimal(array), short), False)
     seconds = pc.cast(pc.if_else(digits, array, pa.scalar("0")), pa.int64())
     ok = pc.and_(digits, pc.less_equal(seconds, MAX_EPOCH))
-    return _np(pc.if_else(array.is_null(), not required, ok))
+    return to_numpy(pc.if_else(array.is_null(), not required, ok))
 
 
 def eligible(msgs: pa.Table, clean: np.ndarray) -> np.ndarray:
     """Messages the columnar path reproduces exactly (see module docstring of `fastpath`)."""
     ok = clean & _valid(msgs["id"].chunk(0))
     kind = msgs["type"].chunk(0)
-    ok &= _np(pc.fill_null(pc.is_in(kind, pa.array(KINDS)), True))
+    ok &= to_numpy(pc.fill_null(pc.is_in(kind, pa.array(KINDS)), True))
     ok &= _epoch_ok(msgs["date_unixtime"].chunk(0), required=True)
     ok &= _epoch_ok(msgs["edited_unixtime"].chunk(0), required=False)
     parts_list = msgs["text_entities"].chunk(0)
@@ -75,8 +71,8 @@ def eligible(msgs: pa.Table, clean: np.ndarray) -> np.ndarray:
     parts = parts_list.values
     bad = pc.or_(pc.or_(parts.is_null(), parts.field("type").is_null()), parts.field("text").is_null())
     if pc.any(bad).as_py():
-        parents = _np(pc.list_parent_indices(parts_list))
-        ok[parents[_np(bad)]] = False
+        parents = to_numpy(pc.list_parent_indices(parts_list))
+        ok[parents[to_numpy(bad)]] = False
     return ok
 
 
@@ -169,7 +165,7 @@ def _reply_to(m: dict[str, pa.Array], service: pa.Array) -> pa.Array:
 def _reactions(raw: pa.ListArray, list_type: pa.DataType) -> tuple[pa.Array, pa.Array]:
     n = len(raw)
     flat = raw.values
-    parents = _np(pc.list_parent_indices(raw)) if len(flat) else np.zeros(0, np.int64)
+    parents = to_numpy(pc.list_parent_indices(raw)) if len(flat) else np.zeros(0, np.int64)
     kind = flat.field("type")
     keep = pc.and_(flat.is_valid(), pc.fill_null(pc.is_in(kind, pa.array(REACTION_KINDS)), False))
     kind, count = kind.filter(keep), flat.field("count").filter(keep)
@@ -184,12 +180,12 @@ def _reactions(raw: pa.ListArray, list_type: pa.DataType) -> tuple[pa.Array, pa.
         _null_str(),
     )
     struct = pa.StructArray.from_arrays([kind, emoji, emoji_id, count], fields=list(list_type.value_type))
-    rows = parents[_np(keep)]
+    rows = parents[to_numpy(keep)]
     reactions = textcols.list_column(n, rows, struct, list_type)
     totals = np.zeros(n, np.int64)
-    np.add.at(totals, rows, _np(pc.fill_null(count, 0)).astype(np.int64))
+    np.add.at(totals, rows, to_numpy(pc.fill_null(count, 0)).astype(np.int64))
     unknown = ~_valid(raw)
-    unknown[rows[_np(count.is_null())]] = True
+    unknown[rows[to_numpy(count.is_null())]] = True
     return reactions, pa.array(totals, mask=unknown)
 
 
@@ -237,8 +233,8 @@ def _poll(raw: pa.StructArray, present: pa.Array, poll_type: pa.DataType) -> pa.
     n = len(raw)
     answers = raw.field("answers")
     flat = answers.values
-    parents = _np(pc.list_parent_indices(answers)) if len(flat) else np.zeros(0, np.int64)
-    keep = _np(pc.and_(flat.is_valid(), pa.array(_np(present)[parents] if len(parents) else [], pa.bool_())))
+    parents = to_numpy(pc.list_parent_indices(answers)) if len(flat) else np.zeros(0, np.int64)
+    keep = to_numpy(pc.and_(flat.is_valid(), pa.array(to_numpy(present)[parents] if len(parents) else [], pa.bool_())))
     answer_type = poll_type.field("answers").type
     fields = list(answer_type.value_type)
     kept = flat.filter(pa.array(keep))
