@@ -205,7 +205,9 @@ def convert(
         ),
     )
     if _AS_COMMAND and request.scheduler is None:
-        _leave_pandas_unloaded()
+        from .executors import leave_pandas_unloaded
+
+        leave_pandas_unloaded()
     console = stderr_console()
     with ProgressReporter(console, enabled=not quiet) as reporter:
         report = run_convert(request, reporter)
@@ -276,19 +278,6 @@ def run() -> None:
     global _AS_COMMAND
     _AS_COMMAND = True
     main()
-
-
-def _leave_pandas_unloaded() -> None:
-    """Mark pandas absent for pyarrow in this process (local `convert` only).
-
-    pyarrow imports pandas (0.2 s, ~35 MB per process) the first time it converts a Python
-    list, only to ask whether the list is a pandas object; a conversion never hands it one and
-    never uses pandas. pandas is optional to pyarrow, which treats the failed import as "not
-    installed". Only in the console-script process: a library caller keeps its pandas.
-    """
-    from .executors import leave_pandas_unloaded
-
-    leave_pandas_unloaded()
 
 
 from .cli_stats import stats  # noqa: E402

@@ -156,6 +156,7 @@ def test_progress_adds_up_to_the_input_bytes_on_split_inputs(tmp_path, monkeypat
 
 def test_pool_choice_threads_for_fast_path_inputs_processes_otherwise(tmp_path, monkeypatch) -> None:
     """Fast-path work (native code, GIL released) runs on threads; anything else on processes."""
+    from exporter.errors import UsageError
     from exporter.executors import LocalPool, ThreadPool, make_executor
 
     monkeypatch.delenv("TGEXPORT_POOL", raising=False)
@@ -169,6 +170,9 @@ def test_pool_choice_threads_for_fast_path_inputs_processes_otherwise(tmp_path, 
     pool = make_executor(2, 4, native=True)
     assert type(pool) is LocalPool
     pool.shutdown()
+    monkeypatch.setenv("TGEXPORT_POOL", "gpu")
+    with pytest.raises(UsageError, match="TGEXPORT_POOL"):
+        make_executor(2, 4, native=True)
 
 
 def test_several_fast_path_inputs_on_threads_equal_jobs_one(tmp_path, monkeypatch) -> None:
