@@ -117,7 +117,10 @@ def main() -> None:
     "of --jobs workers). Needs the extra tgexport[dask]; see docs/distributed.md.",
 )
 @click.option(
-    "--engine", type=click.Choice(["process", "dask"]), default=None, help="Where --jobs run (default: process)."
+    "--engine",
+    type=click.Choice(["process", "dask"]),
+    default=None,
+    help="Where --jobs run: process = the local pool (default), dask = a LocalCluster.",
 )
 @click.option(
     "--s3-endpoint",
