@@ -115,6 +115,7 @@ class _Publisher:
     def __init__(self, root: Path, staging: Path, to: str) -> None:
         self.root, self.staging, self.to = root, staging, to
         self.rewrites = staging / ".rewrites"
+        self.rewrites.mkdir(exist_ok=True)
         self.deleted: list[str] = []
 
     def rewrite(self, base: Path, old: WrittenFile, table: pa.Table) -> WrittenFile | None:

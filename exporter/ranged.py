@@ -49,7 +49,7 @@ from .task import (
     run_batches,
     run_task,
 )
-from .writers.base import WriteJob
+from .writers.base import WriteJob, make_dirs_below
 
 
 @dataclass
@@ -157,7 +157,7 @@ def run_range(spec: TaskSpec, part: splitting.Range) -> RangeResult:
     """Convert the messages of one range; its partitions are written under the range's folder."""
     work = _range_work(spec, part.part)
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    make_dirs_below(spec.root, work)
     result = _new_result(spec)
     sink = new_sink(spec, work, work)
     started = time.perf_counter()
@@ -210,7 +210,7 @@ def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult
         release_free_memory()
     work = spec.root / ".tasks" / spec.short
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    make_dirs_below(spec.root, work)
     result = _new_result(spec)
     stages: Counter = Counter()
     for outcome in ranges:
@@ -255,7 +255,7 @@ def _place_whole_files(spec: TaskSpec, ranges: list[RangeResult]) -> tuple[list,
         part, values, piece = pieces[0]
         if len(pieces) == 1 and piece.written is not None:
             target = spec.root / piece.written.path
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs_below(spec.root, target.parent)
             os.replace(_range_work(spec, part) / piece.written.path, target)
             placed.append(piece.written)
         else:

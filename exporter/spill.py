@@ -45,7 +45,8 @@ class PartitionSpill:
     def add_slice(self, key: tuple, values: dict[str, Any], table: pa.Table) -> None:
         """Spill rows of one partition (`key` is `tuple(values.values())`)."""
         part = self._parts.setdefault(key, _Partition(values))
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.parent.mkdir(exist_ok=True)  # not parents=True: see writers.base.make_dirs_below
+        self.folder.mkdir(exist_ok=True)
         path = self.folder / f"{self._count:08d}.arrow"
         self._count += 1
         with ipc.new_file(path, table.schema) as writer:

@@ -34,7 +34,7 @@ from .normalize import stamp_provenance
 from .pseudonymize import PseudonymizeSpec, pseudonymizer_for
 from .sink import PartitionSink
 from .sources import InputUnit
-from .writers.base import WriteJob, WrittenFile
+from .writers.base import WriteJob, WrittenFile, make_dirs_below
 
 BATCH_ROWS = 20_000
 PROGRESS_STEP = 1 << 22
@@ -142,7 +142,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     """Convert one input unit into data files and a rejects file under `spec.root`."""
     work = spec.root / ".tasks" / spec.short
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    make_dirs_below(spec.root, work)
     started = time.perf_counter()
     with _gc_paused():
         result, sink = _convert(spec, work)

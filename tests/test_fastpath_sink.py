@@ -42,6 +42,7 @@ def record(post_id: int, month: int, text: str) -> dict[str, Any]:
 
 def reference(root: Path, table: pa.Table, partition_by: tuple[str, ...], to: str) -> dict[str, str]:
     parts = list(group_slices(table, partition_columns(table, partition_by)))
+    root.mkdir(exist_ok=True)
     job = WriteJob(root, "part-x", FOOTER)
     for _, values, rows in parts:
         writers.get(to).write(job, [(values, sort_table(rows).combine_chunks())])
@@ -54,6 +55,7 @@ def digests(root: Path) -> dict[str, str]:
 
 
 def streamed(root: Path, batches: list[pa.Table], partition_by: tuple[str, ...], to: str, budget: int) -> Any:
+    root.mkdir(exist_ok=True)
     sink = PartitionSink(writers.get(to), WriteJob(root, "part-x", FOOTER), partition_by, root / ".work", budget)
     for batch in batches:
         sink.add(batch)

@@ -1,6 +1,7 @@
 """Writers by round trip: Parquet read back by pyarrow, polars and DuckDB; JSONL parsed back."""
 
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -140,3 +141,18 @@ def test_chat_partitioning(tmp_path):
     assert dirs == {"chat=c1234567890"}
     frame = pl.scan_parquet(out / "posts", hive_schema={"chat": pl.String, "year": pl.Int16, "month": pl.Int8})
     assert frame.select(pl.len()).collect().item() == 40
+
+
+def test_make_dirs_below_never_brings_back_a_removed_root(tmp_path):
+    """A task still running after its run was abandoned must not re-create the staging folder."""
+    from exporter.writers.base import make_dirs_below
+
+    root = tmp_path / ".ds.staging-x"
+    (root / "posts").mkdir(parents=True)
+    make_dirs_below(root, root / "posts" / "year=2024" / "month=3")
+    assert (root / "posts" / "year=2024" / "month=3").is_dir()
+    make_dirs_below(root, root / "posts" / "year=2024" / "month=3")  # already there: fine
+    shutil.rmtree(root)
+    with pytest.raises(FileNotFoundError):
+        make_dirs_below(root, root / "posts" / "year=2024" / "month=4")
+    assert not root.exists()

@@ -31,7 +31,10 @@ class WrittenFile:
 
 @dataclass(frozen=True)
 class WriteJob:
-    """Where and how one task writes: the dataset root, a unique file stem, the footer JSON."""
+    """Where and how one task writes: the dataset root, a unique file stem, the footer JSON.
+
+    `root` must exist: writers create the folders below it, never it (`make_dirs_below`).
+    """
 
     root: Path
     stem: str  # e.g. `part-0123456789abcdef`; files are `<stem>-<i>.<ext>`
@@ -49,6 +52,19 @@ class Writer(Protocol):
 def file_digest(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def make_dirs_below(root: Path, folder: Path) -> None:
+    """`mkdir -p folder`, for a folder inside `root`, without ever creating `root` itself.
+
+    Tasks write into the driver's staging folder. When a run is abandoned (an error, Ctrl-C),
+    the driver removes that folder while tasks it cannot interrupt (Dask workers) may still be
+    running: their next write must fail, not bring back a half-written staging folder.
+    """
+    current = root
+    for part in folder.relative_to(root).parts:
+        current = current / part
+        current.mkdir(exist_ok=True)  # FileNotFoundError if `root` is gone
 
 
 def describe(root: Path, path: Path, partition: dict[str, Any], rows: int) -> WrittenFile:

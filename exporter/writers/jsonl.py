@@ -13,7 +13,7 @@ import zstandard
 
 from ..arrowbuild import partition_label
 from ..normalize import iso_utc
-from .base import WriteJob, WrittenFile, describe
+from .base import WriteJob, WrittenFile, describe, make_dirs_below
 
 ZSTD_LEVEL = 10
 
@@ -38,7 +38,7 @@ class JsonlWriter:
         written = []
         for values, table in partitions:
             folder = job.root / "posts" / partition_label(values)
-            folder.mkdir(parents=True, exist_ok=True)
+            make_dirs_below(job.root, folder)
             path = folder / f"{job.stem}-0.{self.extension}"
             with open(path, "wb") as raw:
                 self._write_rows(raw, table)

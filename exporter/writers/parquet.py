@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from ..arrowbuild import NULL_PARTITION, SORT_KEYS
 from ..schema import PARTITION_TYPES
-from .base import WriteJob, WrittenFile, describe
+from .base import WriteJob, WrittenFile, describe, make_dirs_below
 
 ROW_GROUP = 128_000
 FOOTER_KEY = b"tgexport"
@@ -34,7 +34,7 @@ class ParquetWriter:
         for values, table in partitions:
             schema = table.schema.with_metadata({FOOTER_KEY: json.dumps(job.footer, sort_keys=True)})
             folder = job.root / "posts" / hive_path(values)
-            folder.mkdir(parents=True, exist_ok=True)
+            make_dirs_below(job.root, folder)
             path = folder / f"{job.stem}-0.{self.extension}"
             sorting = pq.SortingColumn.from_ordering(schema, [(k, o) for k, o in SORT_KEYS])
             with pq.ParquetWriter(
