@@ -25,7 +25,7 @@ from .progress import Reporter, progress_channel
 from .provenance import write_documents
 from .pseudonymize import PseudonymizeSpec
 from .pseudonymize import describe as describe_pseudonymization
-from .ranged import expected_tasks, fast_path_input, submit_task
+from .ranged import expected_tasks, native_work, submit_task
 from .schema import canonical_json, schema_id, schema_sha256
 from .sources import InputUnit, Skipped, describe_head, skipped_summary, sniff
 from .task import TaskResult, TaskSpec
@@ -287,7 +287,7 @@ def _run_tasks(
 ) -> list[TaskResult]:
     reporter.stage("converting", sum(p.unit.size for p in planned))
     tasks = len(planned) if request.scheduler else expected_tasks(planned, request.jobs)
-    native = all(fast_path_input(p.fmt, p.unit, request.pseudonymize) for p in planned)
+    native = all(native_work(p.fmt, p.unit, request.pseudonymize) for p in planned)
     executor = make_executor(request.jobs, tasks, request.scheduler, native, staging=staging, target=target)
     inline = executor.__class__.__name__ == "InlineExecutor"
     channel = getattr(executor, "progress_channel", None)  # the Dask engine brings its own

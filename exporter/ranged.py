@@ -76,6 +76,28 @@ def fast_path_input(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
         return False
 
 
+HEAD_BYTES = 8 << 20
+
+
+def native_work(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
+    """Will this input's conversion be native code (fit for worker threads)?
+
+    A fast-path input, unless its first 8 MiB show what sends every message per record (pure
+    Python, which threads would run one at a time): messages without `date_unixtime` (exports
+    before tdesktop 2.7.2), or no line breaks (a re-saved, minified result.json).
+    """
+    if not fast_path_input(fmt, unit, pseudonymize):
+        return False
+    try:
+        with unit.open() as stream:
+            head = stream.read(HEAD_BYTES)
+    except OSError:
+        return False
+    if b"\n" not in head[:65536]:
+        return False
+    return not (b'"date": "' in head and b'"date_unixtime"' not in head)
+
+
 def _splittable(spec: TaskSpec, executor: Executor) -> bool:
     # Ranges meet in the shared staging folder: a local pool, or a Dask cluster whose workers see it.
     if not (isinstance(executor, ProcessPoolExecutor) or getattr(executor, "shares_staging", False)):

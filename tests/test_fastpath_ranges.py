@@ -247,3 +247,21 @@ def test_convert_on_threads_stops_at_the_first_failure_and_leaves_nothing(tmp_pa
     with pytest.raises(InvalidItemError):
         run(tmp_path, [src], "out", 2, on_invalid="fail")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_threads_only_for_inputs_the_fast_path_will_take(tmp_path) -> None:
+    """Inputs whose every message would go per record (pure Python) keep the process pool."""
+    from exporter.ranged import native_work
+    from exporter.sources import discover
+
+    new = write(tmp_path / "new" / "result.json", chat_export(generated_messages(30, 7)))
+    old_msgs = [{"id": i, "type": "message", "date": "2020-01-01T10:00:00", "text": f"old {i}"} for i in range(30)]
+    old = write(tmp_path / "old" / "result.json", chat_export(old_msgs))
+    minified = tmp_path / "min" / "result.json"
+    minified.parent.mkdir()
+    minified.write_text(json.dumps(chat_export(generated_messages(30, 8))), encoding="utf-8")
+    verdicts = {}
+    for path in (new, old, minified):
+        (unit,) = discover([str(path)])
+        verdicts[path.parent.name] = native_work("tdesktop-json", unit)
+    assert verdicts == {"new": True, "old": False, "min": False}
