@@ -29,7 +29,15 @@ ENTITY_TYPES = frozenset(load_schema()["properties"]["entities"]["items"]["prope
 VARIATION_SELECTORS = dict.fromkeys((0xFE0E, 0xFE0F))
 HASHTAG_RE = re.compile(r"(?<![\w#])#(\w+)")
 MENTION_RE = re.compile(r"(?<![\w@/])@([A-Za-z][A-Za-z0-9_]{3,31})\b")
-BARE_URL_RE = re.compile(r"\b(?:https?://|www\.|t\.me/)[^\s<>\"'«»]+", re.IGNORECASE)
+# Bare links in text. The definition, as users read it:
+BARE_URL_DEFINITION = re.compile(r"\b(?:https?://|www\.|t\.me/)[^\s<>\"'«»]+", re.IGNORECASE)
+# ... and the same matches, written out so that `re` skips ahead to a possible first letter (with
+# `\b` and IGNORECASE in front it tries a match at every position: 4x slower). `\b` before a
+# letter is "no word character before it"; IGNORECASE folds s to S and ſ, every other letter here
+# only to its capital. tests/test_normalize.py proves the two patterns find the same links.
+BARE_URL_RE = re.compile(
+    r"[HhWwTt](?<!\w.)(?:(?<=[Hh])[Tt][Tt][Pp][Ssſ]?://|(?<=[Ww])[Ww][Ww]\.|(?<=[Tt])\.[Mm][Ee]/)[^\s<>\"'«»]+"
+)
 COUNT_RE = re.compile(r"^\s*([0-9]+(?:[.,][0-9]+)?)\s*([KkMmBb]?)\s*$")
 COUNT_SCALE = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 

@@ -62,9 +62,14 @@ class WriteBudget:
 WRITING = WriteBudget(WRITE_BUDGET)
 
 
-def write_partition(writer: Any, job: WriteJob, values: dict[str, Any], tables: list[pa.Table]) -> WrittenFile:
-    """One partition's file from its rows in arrival order (`tables` is handed over, emptied)."""
-    with WRITING.hold(sum(t.nbytes for t in tables)):
+def write_partition(
+    writer: Any, job: WriteJob, values: dict[str, Any], tables: list[pa.Table], nbytes: int | None = None
+) -> WrittenFile:
+    """One partition's file from its rows in arrival order (`tables` is handed over, emptied).
+
+    `nbytes`: the rows' size if the caller keeps count (`Table.nbytes` walks every buffer).
+    """
+    with WRITING.hold(sum(t.nbytes for t in tables) if nbytes is None else nbytes):
         (written,) = writer.write(job, [(values, sorted_contiguous(tables))])
     return written
 
@@ -110,6 +115,7 @@ class PartitionSink:
             return
         self.keys.add(table)
         touched = set()
+        row_bytes = table.nbytes / table.num_rows  # once per batch, not per slice
         for key, values, part in group_slices(table, partition_columns(table, self.partition_by)):
             touched.add(key)
             self._values[key] = values
@@ -119,7 +125,7 @@ class PartitionSink:
                 continue
             entry = self._open.setdefault(key, _Open(values))
             entry.tables.append(part)
-            entry.nbytes += part.nbytes
+            entry.nbytes += int(part.num_rows * row_bytes)
         for key in [k for k in self._open if k not in touched]:
             self._write(key) if self.eager else self._spill(key)
         self._limit_memory()
@@ -138,14 +144,19 @@ class PartitionSink:
             total -= self._open[key].nbytes
             self._spill(key)
 
-    def _rows_of(self, key: tuple) -> list[pa.Table]:
+    def _rows_of(self, key: tuple) -> tuple[list[pa.Table], int | None]:
+        """The partition's rows in arrival order, and their size when known without a walk."""
         tables = self._overflow.tables(key)
         entry = self._open.pop(key, None)
-        return tables + (entry.tables if entry else [])
+        if entry is None:
+            return tables, None
+        return tables + entry.tables, None if tables else entry.nbytes
 
     def _write(self, key: tuple, tables: list[pa.Table] | None = None) -> None:
-        tables = self._rows_of(key) if tables is None else tables
-        self._written[key] = write_partition(self.writer, self.job, self._values[key], tables)
+        nbytes = None
+        if tables is None:
+            tables, nbytes = self._rows_of(key)
+        self._written[key] = write_partition(self.writer, self.job, self._values[key], tables, nbytes)
 
     def close(self, defer: bool = False) -> list[WrittenFile]:
         """Write what is still held, rewrite partitions that got late rows; the files, by path.

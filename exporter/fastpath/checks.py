@@ -112,7 +112,8 @@ def _resolve(table: pa.Table, path: str, cache_: dict[str, _Values]) -> _Values:
         return cache_[path]
     head, _, step = path.rpartition("/")
     if not head:
-        values = _Values(table.column(path).combine_chunks(), None)
+        column = table.column(path)  # one chunk (records.build): no copy
+        values = _Values(column.chunk(0) if column.num_chunks == 1 else column.combine_chunks(), None)
     else:
         values = _child(_resolve(table, head, cache_), step)
     cache_[path] = values

@@ -107,7 +107,7 @@ def build(msgs: pa.Table, chat: Chat, locators: pa.Array, stamp: Stamp) -> pa.Ta
     n = msgs.num_rows
     m = {name: msgs[name].chunk(0) for name in msgs.column_names}
     types = _types()
-    cols: dict[str, pa.Array] = {f.name: _empty(f.type, n, f.nullable) for f in arrow_schema()}
+    cols: dict[str, pa.Array] = {}
     kind = pc.fill_null(m["type"], "message")
     service = pc.equal(kind, "service")
     cols.update(_ids(m["id"], chat, n))
@@ -133,7 +133,8 @@ def build(msgs: pa.Table, chat: Chat, locators: pa.Array, stamp: Stamp) -> pa.Ta
     cols["content_omitted"] = _const(False, pa.bool_(), n)
     cols.update(_provenance(stamp, locators, types["sources"]))
     schema = arrow_schema()
-    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+    arrays = [cols[f.name] if f.name in cols else _empty(f.type, n, f.nullable) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _ids(post_id: pa.Array, chat: Chat, n: int) -> dict[str, pa.Array]:

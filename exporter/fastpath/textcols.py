@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from .. import normalize as norm
 from ..arrowbuild import to_numpy
 
 _SLASH, _HASH, _AT, _DOT = 47, 35, 64, 46
-_W = (87, 119)  # W, w: no other character folds to them, so normalize.BARE_URL_RE needs them
+_w = 119  # `w`; only W (87 = 119 & ~32) folds to it, so normalize.BARE_URL_RE needs one of the two
 
 
 @dataclass
@@ -90,7 +90,7 @@ def text_and_entities(parts_list: pa.ListArray, entity_type: pa.DataType) -> tup
     is_url = pc.equal(kind, "url")
     url = pc.if_else(is_link, parts.field("href").take(take), pa.scalar(None, pa.string()))
     if pc.any(is_url).as_py():
-        url = pc.replace_with_mask(url, is_url, map_distinct(etext.filter(is_url), norm.absolute_url, pa.string()))
+        url = pc.replace_with_mask(url, is_url, map_distinct(etext.filter(is_url), absolute_url, pa.string()))
     user_id = pc.if_else(pc.equal(kind, "text_mention"), parts.field("user_id").take(take), None)
     emoji = pc.if_else(
         pc.equal(kind, "custom_emoji"),
@@ -134,7 +134,7 @@ def url_candidates(text: pa.Array) -> np.ndarray:
     rows = _rows_at(np.flatnonzero(data == _SLASH), offsets, len(text))
     dots = np.flatnonzero(data == _DOT)
     dots = dots[dots >= 3]
-    www = np.isin(data[dots - 1], _W) & np.isin(data[dots - 2], _W) & np.isin(data[dots - 3], _W)
+    www = ((data[dots - 1] | 32) == _w) & ((data[dots - 2] | 32) == _w) & ((data[dots - 3] | 32) == _w)
     return rows | _rows_at(dots[www], offsets, len(text))
 
 
@@ -223,7 +223,7 @@ def _urls(text: pa.Array, ents: Entities, n: int, list_type: pa.DataType) -> pa.
     per_row = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
     python = url_candidates(text) | (per_row > 1)
     single = ~python[rows]
-    absolute = map_distinct(links, norm.absolute_url, pa.string())
+    absolute = map_distinct(links, absolute_url, pa.string())
     fast = (rows[single], absolute.filter(pa.array(single)))
     found: dict[int, list[str]] = {}
     for row, url in zip(rows[~single].tolist(), absolute.filter(pa.array(~single)).to_pylist(), strict=True):
@@ -243,16 +243,18 @@ def _bare_urls(text: pa.Array, rows: np.ndarray) -> dict[int, list[str]]:
     lines (a new line ends a match and is a word boundary, as the end of a text is)."""
     texts = text.take(pa.array(rows)).to_pylist()
     starts = np.cumsum([0] + [len(t) + 1 for t in texts])
-    joined = "\n".join(texts)
-    absolute: dict[str, str] = {}
+    matches = [(m.start(), m.group(0)) for m in norm.BARE_URL_RE.finditer("\n".join(texts))]
+    owners = rows[np.searchsorted(starts, [start for start, _ in matches], side="right") - 1].tolist()
     out: dict[int, list[str]] = {}
-    for match in norm.BARE_URL_RE.finditer(joined):
-        link = match.group(0).rstrip(URL_TAIL)
-        if link not in absolute:
-            absolute[link] = norm.absolute_url(link)
-        row = int(rows[np.searchsorted(starts, match.start(), side="right") - 1])
-        out.setdefault(row, []).append(absolute[link])
+    for row, (_, link) in zip(owners, matches, strict=True):
+        out.setdefault(row, []).append(absolute_url(link.rstrip(URL_TAIL)))
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def absolute_url(link: str) -> str:
+    """`normalize.absolute_url`, remembered across batches (channels repeat their links)."""
+    return norm.absolute_url(link)
 
 
 PROBES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
