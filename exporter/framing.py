@@ -34,6 +34,7 @@ MARKER = b'"messages": ['
 SECTIONS = ("chats", "left_chats")
 META_KEYS = ("name", "type", "id")
 READ_SIZE = 8 << 20
+MIN_READ = 64 << 10
 BATCH_BYTES = 8 << 20
 _SPACE, _QUOTE, _OPEN, _CLOSE, _COMMA, _NL = 32, 34, 123, 125, 44, 10
 _ESCAPE_HINT = re.compile(rb"\\x")
@@ -62,8 +63,8 @@ class Frames:
 
     opens: np.ndarray  # newline before each message's `{` line
     closes: np.ndarray  # newline before each message's `}` line
-    key_rows: np.ndarray  # message index of every top-level key line
-    key_is_text: np.ndarray  # that key line is `"text": ...`
+    keys: np.ndarray  # top-level key lines per message
+    unparsed: np.ndarray  # of those, `"text": ` and `"date": ` lines (UNPARSED_KEYS) per message
     end: int  # region length used (the array end line when the array ends inside the region)
     array_ended: bool
 
@@ -81,7 +82,14 @@ def _words(padded: bytes | bytearray) -> np.ndarray:
     return np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
 
 
-_TEXT_KEY = int(np.frombuffer(b'"text": ', "<u8")[0])
+# Top-level keys the fast path never parses (`fastpath.messages`); their key lines are 8 bytes long.
+UNPARSED_KEYS = ("text", "date")
+_UNPARSED = [int(np.frombuffer(f'"{k}": '.encode(), "<u8")[0]) for k in UNPARSED_KEYS]
+
+
+def _per_message(positions: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
+    """How many of the (sorted) `positions` fall inside each message."""
+    return np.searchsorted(positions, closes) - np.searchsorted(positions, opens)
 
 
 def frame_region(padded: bytearray, size: int, pad: int) -> Frames:
@@ -118,9 +126,10 @@ def frame_region(padded: bytearray, size: int, pad: int) -> Frames:
     _check_alternation(arr, opens, closes, pad, end)
     keys = is_pad & (after == _SPACE) & (((line >> np.uint64(8 * pad + 8)) & np.uint64(0xFF)) == _QUOTE)
     key_nl = nl[keys]
-    key_rows = np.cumsum(is_close)[keys]  # closes before a key line = index of its message
-    key_is_text = words[key_nl + pad + 2] == np.uint64(_TEXT_KEY)
-    return Frames(opens, closes, key_rows, key_is_text, end, ended)
+    starts = words[key_nl + pad + 2]
+    unparsed = key_nl[(starts == np.uint64(_UNPARSED[0])) | (starts == np.uint64(_UNPARSED[1]))]
+    counts = _per_message(key_nl, opens, closes), _per_message(unparsed, opens, closes)
+    return Frames(opens, closes, *counts, end, ended)
 
 
 def _check_alternation(arr: np.ndarray, opens: np.ndarray, closes: np.ndarray, pad: int, end: int) -> None:
@@ -315,6 +324,16 @@ class Batch:
         return True
 
 
+def read_into(stream: Any, buffer: memoryview) -> int:
+    """`stream.readinto(buffer)` when the stream has it (no intermediate bytes object), else a copy."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return readinto(buffer) or 0
+    data = stream.read(len(buffer))
+    buffer[: len(data)] = data
+    return len(data)
+
+
 class RepairingReader:
     """`jsonstream.EscapeFixingReader` for big reads: same repairs, no copies when there are none.
 
@@ -350,6 +369,15 @@ class RepairingReader:
             return self.read(size)
         return head
 
+    def readinto(self, buffer: memoryview) -> int:
+        """`read` into `buffer`; straight from the raw stream once the BOM is behind (no repairs)."""
+        if self._started and not self._repair and not self._pending:
+            return read_into(self._raw, buffer)
+        data = self.read(len(buffer))
+        data, self._pending = data[: len(buffer)], data[len(buffer) :] + self._pending
+        buffer[: len(data)] = data
+        return len(data)
+
 
 class _Buffered:
     """A read buffer over the raw stream (BOM dropped).
@@ -357,6 +385,10 @@ class _Buffered:
     `\\xHH` escapes are not repaired while reading (that would be one more pass over every
     byte): they are invalid JSON, so pyarrow rejects a batch holding one, and `Batch.repair`
     then rewrites that batch; skeleton bytes are repaired as they are fed to the parser.
+
+    Copies: reads go straight into a fresh buffer that starts with the unconsumed tail (a partial
+    message), sized so that it ends near the next batch's end; a region that starts the buffer
+    keeps the buffer itself as its `padded` bytes, and only the tail after it is copied on.
     """
 
     def __init__(self, stream: BinaryIO, batch_bytes: int) -> None:
@@ -366,28 +398,50 @@ class _Buffered:
         self._pos = 0
         self._eof = False
 
-    def _more(self) -> bool:
+    def _more(self, want: int = READ_SIZE) -> bool:
         if self._eof:
             return False
-        chunk = self._reader.read(READ_SIZE)
-        if not chunk:
+        tail = len(self._buf) - self._pos
+        if tail > want:  # completing one long message: append (amortized), do not copy the tail
+            chunk = self._reader.read(want)
+            if not chunk:
+                self._eof = True
+                return False
+            if self._pos > len(self._buf) // 2:  # drop what was consumed (one move, not one per read)
+                del self._buf[: self._pos]
+                self._pos = 0
+            self._buf += chunk
+            return True
+        fresh = bytearray(tail + want)
+        fresh[:tail] = memoryview(self._buf)[self._pos :]
+        with memoryview(fresh) as view, view[tail:] as target:
+            got = self._reader.readinto(target)
+        if not got:
             self._eof = True
             return False
-        if self._pos > len(self._buf) // 2:  # drop what was consumed (one move, not one per read)
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += chunk
+        if got < want:
+            del fresh[tail + got :]
+        self._buf, self._pos = fresh, 0
         return True
 
     def _fill(self, size: int) -> None:
-        while len(self._buf) - self._pos < size and self._more():
+        while len(self._buf) - self._pos < size and self._more(max(size - (len(self._buf) - self._pos), MIN_READ)):
             pass
 
     def _region(self, stop: int, pad: int, chat: ChatContext, index: int) -> Batch:
+        """The batch of `_buf[_pos:stop]`; `_pos` moves past it (and past the comma after it)."""
         size = stop - self._pos
+        if self._pos == 0 and stop + 8 <= len(self._buf):  # the buffer becomes the batch's bytes
+            padded = self._buf
+            frames = frame_region(padded, size, pad)
+            consumed = frames.end if frames.array_ended else size + 1
+            self._buf, self._pos = padded[consumed:], 0
+            return Batch(padded, frames, chat, index, pad)
         padded = bytearray(size + 8)
         padded[:size] = memoryview(self._buf)[self._pos : stop]
-        return Batch(padded, frame_region(padded, size, pad), chat, index, pad)
+        frames = frame_region(padded, size, pad)
+        self._pos += frames.end if frames.array_ended else size + 1
+        return Batch(padded, frames, chat, index, pad)
 
     def _frame_messages(self, chat: ChatContext, pad: int, index: int, in_array: bool) -> Iterator[Batch]:
         """Batches from `_pos` on: whole messages until the array's `]` (or the end of the data)."""
@@ -414,10 +468,8 @@ class _Buffered:
             if batch.frames.array_ended:
                 if not in_array:
                     raise LayoutError("a range runs past the end of its messages array")
-                self._pos += batch.frames.end
                 yield batch
                 return
-            self._pos = region_end + 1  # past the comma
             yield batch
             if stop < 0:
                 return

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from .converters.tdesktop_json import _legacy_era
-from .framing import MARKER, ChatContext, LayoutError, Skeleton
+from .framing import MARKER, ChatContext, LayoutError, Skeleton, read_into
 from .jsonstream import _BAD_ESCAPE, basic_events, build_value, next_event
 
 WINDOW = 32 << 20
@@ -252,3 +252,8 @@ class SegmentReader:
         data = self._stream.read(size)
         self._left -= len(data)
         return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        got = read_into(self._stream, buffer[: min(len(buffer), self._left)])
+        self._left -= got
+        return got

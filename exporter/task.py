@@ -29,7 +29,7 @@ from .errors import TgExportError
 from .executors import check_cancelled
 from .fastpath.records import Stamp
 from .fastpath.runner import FastPathAbort, FastRunner
-from .framing import Batch, DocumentFramer, LayoutError
+from .framing import Batch, DocumentFramer, LayoutError, read_into
 from .normalize import stamp_provenance
 from .pseudonymize import PseudonymizeSpec, pseudonymizer_for
 from .sink import PartitionSink
@@ -98,11 +98,19 @@ class _ProgressReader:
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
-        self.total += len(data)
-        self._pending += len(data)
-        if self._pending >= PROGRESS_STEP or not data:
-            self.flush()
+        self._count(len(data))
         return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        got = read_into(self._raw, buffer)
+        self._count(got)
+        return got
+
+    def _count(self, size: int) -> None:
+        self.total += size
+        self._pending += size
+        if self._pending >= PROGRESS_STEP or not size:
+            self.flush()
 
     def flush(self) -> None:
         if self._skip:

@@ -29,7 +29,7 @@ from exporter.errors import TgExportError
 from exporter.fastpath.messages import IGNORED
 from exporter.fastpath.records import Stamp
 from exporter.fastpath.runner import FastPathAbort, FastRunner
-from exporter.framing import DocumentFramer, LayoutError
+from exporter.framing import UNPARSED_KEYS, DocumentFramer, LayoutError
 from exporter.normalize import stamp_provenance
 from exporter.sources import InputUnit
 from exporter.task import TaskSpec, run_task
@@ -414,6 +414,25 @@ def test_ignored_keys_do_not_change_records(msgs: list[dict[str, Any]]) -> None:
         want = _outcome(dict(base))
         for name, type_ in IGNORED:
             assert _outcome({**base, name: VALUES[type_]}) == want, name
+
+
+ANY_JSON = [None, "2024-01-01T00:00:00", 5, 1.5, True, [1, "a"], {"nested": {"x": None}}, []]
+
+
+@settings(max_examples=60, deadline=None)
+@given(messages())
+def test_unparsed_keys_do_not_change_records(msgs: list[dict[str, Any]]) -> None:
+    """`framing.UNPARSED_KEYS` pass the census with any value: the converter must ignore them
+    (`date` beside `date_unixtime`, `text` beside `text_entities`)."""
+    for msg in msgs:
+        for name, beside in (("date", "date_unixtime"), ("text", "text_entities")):
+            assert name in UNPARSED_KEYS
+            if beside not in msg:
+                continue
+            base = {k: v for k, v in msg.items() if k != name}
+            want = _outcome(dict(base))
+            for value in ANY_JSON:
+                assert _outcome({**base, name: value}) == want, (name, value)
 
 
 # --- hashtags / mentions / urls: the vectorized lists and their guard --------------------------------
