@@ -177,3 +177,30 @@ def test_dates_representable_as_rfc3339_pass() -> None:
     assert batch_valid([record]) == [True] == [reference_valid(record)]
     table = records_to_table([record])
     assert table.column("date").type == pa.timestamp("us", tz="UTC")
+
+
+def _sha(rec: dict[str, Any], value: str) -> dict[str, Any]:
+    rec["source_sha256"] = value
+    rec["sources"][0]["sha256"] = value
+    return rec
+
+
+LARGE_CASES = {
+    "as_is": lambda i, r: r,
+    "constant_bad_sha": lambda i, r: _sha(r, "Z" * 64),
+    "constant_good_sha": lambda i, r: _sha(r, "0" * 64),
+    "one_bad_sha": lambda i, r: _sha(r, "Z" * 64) if i == 70 else r,
+    "same_length_differing": lambda i, r: _sha(r, f"{i:064x}" if i != 99 else "g" * 64),
+    "constant_bad_kind": lambda i, r: {**r, "kind": "bogus"},
+    "constant_null_run_id": lambda i, r: {**r, "run_id": None},
+    "constant_empty_chat_username": lambda i, r: {**r, "chat_username": ""},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LARGE_CASES))
+def test_batches_above_the_distinct_threshold_agree(case: str) -> None:
+    """Batches past 64 rows take the constant-column and distinct-value shortcuts: same verdicts."""
+    records = [LARGE_CASES[case](i, copy.deepcopy(RECORDS[i % len(RECORDS)])) for i in range(100)]
+    want = [reference_valid(r) for r in records]
+    assert batch_valid(records) == want
+    assert case == "as_is" or case == "constant_good_sha" or not all(want)

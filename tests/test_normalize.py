@@ -54,3 +54,26 @@ LETTERS = "htpswmeHTPSWMEſK.:/ _-1aЯя«»\"'<>\n\u00a0\u2003"
 def test_fast_pattern_equals_definition(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert _links(norm.BARE_URL_RE, text) == _links(norm.BARE_URL_DEFINITION, text)
+
+
+LINK_BODY = st.text(st.sampled_from("aZ9+.-:/ \t\u00a0\u2003\x1cétT.mMeE@x"), max_size=10)
+LINKS = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["", " ", "https://", "http://", "t.me/", "T.Me/", "mailto:", "tg:", "a+b.c-d://", "9x://"]),
+        LINK_BODY,
+        st.sampled_from(["", " ", "\u00a0", "\x1c", "\t", "\n", "é", "/", "x"]),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(LINKS, max_size=8))
+def test_vectorized_absolute_urls_equal_normalize(links: list[str]) -> None:
+    import pyarrow as pa
+
+    from exporter.fastpath.textcols import absolute_urls
+
+    links += ["https://x.y/z ", "http://x\u00a0", "https://x\x1c", "a://", "https://x.y/z", None]
+    want = [None if link is None else norm.absolute_url(link) for link in links]
+    assert absolute_urls(pa.array(links, pa.string())).to_pylist() == want

@@ -160,13 +160,30 @@ def _implied(check: Check, type_: pa.DataType) -> bool:
     return check.argument == limit
 
 
+def _constant(array: pa.Array) -> bool:
+    """A string array without nulls whose values are all the same (provenance: one per input)."""
+    if array.null_count or not len(array):
+        return False
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32)[array.offset : array.offset + len(array) + 1]
+    sizes = np.diff(offsets)
+    if (sizes != sizes[0]).any():
+        return False
+    if sizes[0] == 0:
+        return True
+    data = np.frombuffer(data_buffer, np.uint8)[offsets[0] : offsets[-1]].reshape(len(array), int(sizes[0]))
+    return bool((data == data[0]).all())
+
+
 def _failing_values(check: Check, array: pa.Array) -> np.ndarray:
     """Like `_failing`, evaluated once per distinct value when strings repeat a lot."""
     if check.keyword in ("pattern", "enum", "format") and pa.types.is_string(array.type) and len(array) > 64:
+        if _constant(array):
+            return np.full(len(array), bool(pc.fill_null(_failing(check, array.slice(0, 1)), False)[0].as_py()))
         distinct = pc.unique(array)
         if len(distinct) * 4 < len(array):
             bad = distinct.filter(pc.fill_null(_failing(check, distinct), False))
-            return to_numpy(pc.is_in(array, value_set=bad))
+            return to_numpy(pc.is_in(array, value_set=bad)) if len(bad) else np.zeros(len(array), bool)
     return to_numpy(pc.fill_null(_failing(check, array), False))
 
 

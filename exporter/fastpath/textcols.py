@@ -90,7 +90,7 @@ def text_and_entities(parts_list: pa.ListArray, entity_type: pa.DataType) -> tup
     is_url = pc.equal(kind, "url")
     url = pc.if_else(is_link, parts.field("href").take(take), pa.scalar(None, pa.string()))
     if pc.any(is_url).as_py():
-        url = pc.replace_with_mask(url, is_url, map_distinct(etext.filter(is_url), absolute_url, pa.string()))
+        url = pc.replace_with_mask(url, is_url, absolute_urls(etext.filter(is_url)))
     user_id = pc.if_else(pc.equal(kind, "text_mention"), parts.field("user_id").take(take), None)
     emoji = pc.if_else(
         pc.equal(kind, "custom_emoji"),
@@ -223,7 +223,7 @@ def _urls(text: pa.Array, ents: Entities, n: int, list_type: pa.DataType) -> pa.
     per_row = np.bincount(rows, minlength=n)[:n] if len(rows) else np.zeros(n, np.int64)
     python = url_candidates(text) | (per_row > 1)
     single = ~python[rows]
-    absolute = map_distinct(links, absolute_url, pa.string())
+    absolute = absolute_urls(links)
     fast = (rows[single], absolute.filter(pa.array(single)))
     found: dict[int, list[str]] = {}
     for row, url in zip(rows[~single].tolist(), absolute.filter(pa.array(~single)).to_pylist(), strict=True):
@@ -255,6 +255,20 @@ def _bare_urls(text: pa.Array, rows: np.ndarray) -> dict[int, list[str]]:
 def absolute_url(link: str) -> str:
     """`normalize.absolute_url`, remembered across batches (channels repeat their links)."""
     return norm.absolute_url(link)
+
+
+# Links that `normalize.absolute_url` returns as they are: a scheme (its own regular expression,
+# ASCII only, so RE2 reads it the same), and nothing for `str.strip` to remove (the first
+# character is a letter, the last one visible ASCII). Conservative: "a://" goes through Python.
+ABSOLUTE = r"(?s)^[a-zA-Z][a-zA-Z0-9+.-]*://.*[!-~]$"
+
+
+def absolute_urls(links: pa.Array) -> pa.Array:
+    """`normalize.absolute_url` of every link (nulls stay null); Python only for the others."""
+    other = pc.invert(pc.fill_null(pc.match_substring_regex(links, ABSOLUTE), True))
+    if not pc.any(other).as_py():
+        return links
+    return pc.replace_with_mask(links, other, map_distinct(links.filter(other), absolute_url, pa.string()))
 
 
 PROBES: list[tuple[str, list[tuple[str, str, str | None]]]] = [
