@@ -64,7 +64,7 @@ class Frames:
     opens: np.ndarray  # newline before each message's `{` line
     closes: np.ndarray  # newline before each message's `}` line
     keys: np.ndarray  # top-level key lines per message
-    unparsed: np.ndarray  # of those, `"text": ` and `"date": ` lines (UNPARSED_KEYS) per message
+    unparsed: np.ndarray  # of those, the lines of UNPARSED_KEYS per message
     end: int  # region length used (the array end line when the array ends inside the region)
     array_ended: bool
 
@@ -82,9 +82,60 @@ def _words(padded: bytes | bytearray) -> np.ndarray:
     return np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
 
 
-# Top-level keys the fast path never parses (`fastpath.messages`); their key lines are 8 bytes long.
-UNPARSED_KEYS = ("text", "date")
-_UNPARSED = [int(np.frombuffer(f'"{k}": '.encode(), "<u8")[0]) for k in UNPARSED_KEYS]
+# Top-level keys the fast path never parses (`fastpath.messages`): the per-record converter ignores
+# them (tests/test_fastpath.py pins that for values of every JSON type), so the key census only
+# counts their lines, matching `"<key>": ` exactly, 8 bytes at a time.
+UNPARSED_KEYS = (
+    "text",
+    "date",
+    "thumbnail",
+    "thumbnail_file_size",
+    "title",
+    "via_bot",
+    "saved_from",
+    "performer",
+    "media_spoiler",
+    "self_destruct_period_seconds",
+)
+
+
+def _key_words(key: str) -> tuple[int, list[tuple[int, np.uint64, np.uint64]]]:
+    """(length, [(offset, word, mask)]) of the key line's start `"<key>": `."""
+    line = f'"{key}": '.encode()
+    chunks = []
+    for offset in range(0, len(line), 8):
+        piece = line[offset : offset + 8]
+        word = np.uint64(int.from_bytes(piece, "little"))
+        chunks.append((offset, word, np.uint64((1 << (8 * len(piece))) - 1)))
+    return len(line), chunks
+
+
+_BY_FIRST_WORD: dict[np.uint64, list[tuple[int, list[tuple[int, np.uint64, np.uint64]]]]] = {}
+for _key in UNPARSED_KEYS:
+    _length, _chunks = _key_words(_key)
+    assert _length >= 8, "the first word of a key line must hold only the key"
+    _BY_FIRST_WORD.setdefault(_chunks[0][1], []).append((_length, _chunks[1:]))
+
+
+def _unparsed_lines(words: np.ndarray, nl: np.ndarray, key_lines: np.ndarray, pad: int) -> np.ndarray:
+    """Mask over the key lines `nl[key_lines]`: which start with an UNPARSED_KEYS key."""
+    quote = nl[key_lines] + pad + 2
+    first = words[quote]
+    hit = np.zeros(len(quote), bool)
+    for word, keys in _BY_FIRST_WORD.items():
+        rows = np.flatnonzero(first == word)
+        if not len(rows):
+            continue
+        for length, rest in keys:
+            if length <= 8:  # decided by the first word
+                hit[rows] = True
+                continue
+            at = quote[rows]
+            ok = at + length <= nl[key_lines[rows] + 1]  # the whole key inside the line: in bounds
+            for offset, chunk, mask in rest:
+                ok &= (words[np.where(ok, at + offset, 0)] & mask) == chunk
+            hit[rows[ok]] = True
+    return hit
 
 
 def _per_message(positions: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
@@ -125,9 +176,9 @@ def frame_region(padded: bytearray, size: int, pad: int) -> Frames:
         raise LayoutError("a line at message level is neither `{` nor `}`")
     _check_alternation(arr, opens, closes, pad, end)
     keys = is_pad & (after == _SPACE) & (((line >> np.uint64(8 * pad + 8)) & np.uint64(0xFF)) == _QUOTE)
-    key_nl = nl[keys]
-    starts = words[key_nl + pad + 2]
-    unparsed = key_nl[(starts == np.uint64(_UNPARSED[0])) | (starts == np.uint64(_UNPARSED[1]))]
+    key_lines = np.flatnonzero(keys)
+    key_nl = nl[key_lines]
+    unparsed = key_nl[_unparsed_lines(words, nl, key_lines, pad)]
     counts = _per_message(key_nl, opens, closes), _per_message(unparsed, opens, closes)
     return Frames(opens, closes, *counts, end, ended)
 

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.framing import DocumentFramer, LayoutError, RangeFramer, RepairingReader, frame_region
+from exporter.framing import (
+    UNPARSED_KEYS,
+    DocumentFramer,
+    LayoutError,
+    RangeFramer,
+    RepairingReader,
+    frame_region,
+)
 from exporter.jsonstream import EscapeFixingReader
 from exporter.splitting import SegmentReader, plan
 
@@ -127,6 +134,17 @@ def test_frame_region_counts_key_lines_and_unparsed_keys() -> None:
     assert frames.keys.tolist() == [len(message(1)), len(dated)]
     # `text` and `date` at message level; not the parts' nested "text" keys
     assert frames.unparsed.tolist() == [1, 2]
+
+
+def test_key_census_matches_unparsed_keys_exactly() -> None:
+    """Long keys are matched 8 bytes at a time, whole, and never past the end of their line."""
+    counted = {k: 1 for k in UNPARSED_KEYS if k not in ("text", "date")}
+    near_misses = {"thumbnail_x": 1, "thumbnail_file_siz": 1, "title2": 1, "titl": 1, "via_bot_id": "x", "self_de": 1}
+    region = layout([message(1, **counted), message(2, **near_misses), message(3, self_de=1)])[1:-2]
+    padded = bytearray(region) + bytes(8)
+    frames = frame_region(padded, len(region), 1)
+    assert frames.keys.tolist() == [len(message(1, **counted)), len(message(2, **near_misses)), len(message(3)) + 1]
+    assert frames.unparsed.tolist() == [1 + len(counted), 1, 1]
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,11 +4,11 @@ The reader is given an explicit schema and ignores every other key, so on its ow
 "absent" from `null`, nor see keys it was not told about. The census can: `frame_region` lists
 every top-level key line of every message (tdesktop's layout puts each key on its own line at
 the message's depth), and a message is "clean" when its key lines are exactly its non-null
-declared columns plus the `framing.UNPARSED_KEYS`, which are never parsed: `text` (the per-record
-converter ignores it when `text_entities` is there; it has no single type) and `date` (ignored
-when `date_unixtime` is there, which `records.eligible` requires; parsing it cost 2% of the
-parse). Messages with unknown keys, `null` values or repeated keys are left to the per-record
-path.
+declared columns plus the `framing.UNPARSED_KEYS`, which are never parsed: keys the per-record
+converter ignores, such as `text` (beside `text_entities`; it has no single type), `date` (beside
+`date_unixtime`, which `records.eligible` requires) and `thumbnail`. Building their columns took
+7% of the parse. Messages with unknown keys, `null` values or repeated keys are left to the
+per-record path.
 """
 
 from __future__ import annotations
@@ -65,19 +65,9 @@ USED = [
     ("reactions", pa.list_(REACTION)),
     ("poll", POLL),
 ]
-# Keys the per-record converter never reads (tests/test_fastpath.py pins that): declared only so
-# the census can count them (rare keys; `text` and `date` are counted from the bytes instead).
-IGNORED = [
-    ("thumbnail", S),
-    ("thumbnail_file_size", I64),
-    ("title", S),
-    ("via_bot", S),
-    ("saved_from", S),
-    ("performer", S),
-    ("media_spoiler", BOOL),
-    ("self_destruct_period_seconds", I64),
-]
-MESSAGE_SCHEMA = pa.schema(USED + IGNORED)
+# Every other top-level key the per-record converter accepts is in framing.UNPARSED_KEYS: never
+# parsed, only counted by the census.
+MESSAGE_SCHEMA = pa.schema(USED)
 _PARSE = pj.ParseOptions(explicit_schema=MESSAGE_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=True)
 
 
@@ -105,7 +95,7 @@ def parse(batch: Batch) -> pa.Table | None:
 
 
 def clean_rows(batch: Batch, table: pa.Table) -> np.ndarray:
-    """Boolean mask: the message's keys are exactly its non-null declared columns (+ `text`, `date`)."""
+    """Boolean mask: the message's keys are exactly its non-null declared columns (+ UNPARSED_KEYS)."""
     frames, n = batch.frames, batch.count
     declared = np.zeros(n, np.int64)
     for column in table.columns:
