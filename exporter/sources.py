@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from . import archives, converters
+from . import archives, converters, prehash
 from .archive_streams import Limits, read_full
 from .errors import InputError
 
@@ -41,6 +41,7 @@ class InputUnit:
     size_exact: bool = True
     note: str | None = None  # e.g. an unsafe member name that was sanitized for display
     digest: str | None = field(default=None, repr=False)  # sha256, when the scan already read it all
+    path: str | None = field(default=None, repr=False)  # the local file, when the unit is a whole one
     sniffed: tuple[str | None, float, bytes] | None = field(default=None, repr=False)
 
     def open(self) -> BinaryIO:
@@ -53,6 +54,12 @@ class InputUnit:
     def sha256(self, on_bytes: Callable[[int], None] | None = None) -> str:
         """Hex sha256 of the unit's bytes; also makes `size` exact."""
         if self.digest is not None:
+            if on_bytes:
+                on_bytes(self.size)
+            return self.digest
+        known = prehash.digest(self.path) if self.path is not None else None
+        if known is not None:  # hashed while the program loaded
+            self.digest, self.size, self.size_exact = known, os.path.getsize(self.path), True
             if on_bytes:
                 on_bytes(self.size)
             return self.digest
@@ -131,6 +138,7 @@ def _units(
             size_exact=found.size_exact,
             note=found.note,
             digest=found.sha256,
+            path=None if found.steps else str(path),
             sniffed=_sniff_head(found.head, found.display),
         )
 
