@@ -21,11 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from .converters.tdesktop_json import _legacy_era
 from .framing import MARKER, ChatContext, LayoutError, Skeleton, read_into
 from .jsonstream import _BAD_ESCAPE, basic_events, build_value, next_event
 
 WINDOW = 32 << 20
+COUNT_SLICE = 2 << 20
 ERA_LOOKBACK = 64  # messages searched backwards for one that shows the id era
 MIN_RANGE_BYTES = 64 << 20
 
@@ -102,12 +105,16 @@ class _RawFile:
         return self.map.rfind(needle, start, stop)
 
     def count(self, needle: bytes, start: int, stop: int) -> int:
-        """Occurrences starting in [start, stop) (`needle` must not overlap itself)."""
+        """Occurrences starting in [start, stop) (`needle` must not overlap itself).
+
+        With numpy, not `bytes.count`: the planner runs beside the range workers, and
+        `bytes.count` held the GIL for 0.8 s of a 1M-message export; numpy's loops release it.
+        """
         total = 0
         while start < stop:
             end = min(stop, start + WINDOW)
             got = self._pread(start, min(self.size, end + len(needle) - 1))  # may replace the buffer
-            total += self._window.count(needle, 0, got)
+            total += _occurrences(np.frombuffer(self._window, np.uint8, count=got), needle, end - start)
             start = end
         return total
 
@@ -130,6 +137,21 @@ class _RawFile:
     def close(self) -> None:
         if isinstance(self.map, mmap.mmap):
             self.map.close()
+
+
+def _occurrences(data: np.ndarray, needle: bytes, starts_before: int) -> int:
+    """Occurrences of `needle` in `data` that start before `starts_before`: the needle's last
+    byte located first (rare: `}`), then the bytes before it checked at those places only.
+    Slice by slice, so that the temporary masks stay small (RSS)."""
+    total = 0
+    for low in range(0, len(data), COUNT_SLICE):
+        last = np.flatnonzero(data[low : low + COUNT_SLICE] == needle[-1]) + low
+        begin = last[last >= len(needle) - 1] - (len(needle) - 1)
+        begin = begin[begin < starts_before]
+        for offset, byte in enumerate(needle[:-1]):
+            begin = begin[data[begin + offset] == byte]
+        total += len(begin)
+    return total
 
 
 def plan(stream: BinaryIO, chunk: int) -> Iterator[Range]:

@@ -222,3 +222,25 @@ def test_ranges_own_every_byte_once(tmp_path) -> None:
     assert len(ranges) > 2
     assert ranges[0].owned[0] == 0 and ranges[-1].owned[1] == path.stat().st_size
     assert all(a.owned[1] == b.owned[0] for a, b in zip(ranges, ranges[1:], strict=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"\n  }", b"\n   }", b"}", b"\n  ", b" ", b"x", b"\n"]), max_size=60),
+    st.integers(1, 9),
+    st.integers(0, 300),
+)
+def test_planner_count_equals_bytes_count(pieces: list[bytes], slice_bytes: int, cut: int) -> None:
+    """The numpy count (GIL-free) finds what `bytes.count` finds, across slice boundaries."""
+    from unittest import mock
+
+    import numpy as np
+
+    from exporter import splitting
+
+    data = b"".join(pieces)
+    needle = b"\n  }"
+    cut = min(cut, len(data))
+    want = data[: cut + len(needle) - 1].count(needle)
+    with mock.patch.object(splitting, "COUNT_SLICE", slice_bytes):
+        assert splitting._occurrences(np.frombuffer(data, np.uint8), needle, cut) == want
