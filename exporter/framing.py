@@ -110,11 +110,19 @@ def _key_words(key: str) -> tuple[int, list[tuple[int, np.uint64, np.uint64]]]:
     return len(line), chunks
 
 
-_BY_FIRST_WORD: dict[np.uint64, list[tuple[int, list[tuple[int, np.uint64, np.uint64]]]]] = {}
+# Keys whose line start `"<key>": ` is exactly 8 bytes are told by one word; longer ones are
+# grouped by their first word and checked word by word.
+_SHORT_WORDS: list[np.uint64] = []
+_LONG_BY_FIRST_WORD: dict[np.uint64, list[tuple[int, list[tuple[int, np.uint64, np.uint64]]]]] = {}
 for _key in UNPARSED_KEYS:
     _length, _chunks = _key_words(_key)
     assert _length >= 8, "the first word of a key line must hold only the key"
-    _BY_FIRST_WORD.setdefault(_chunks[0][1], []).append((_length, _chunks[1:]))
+    if _length == 8:
+        _SHORT_WORDS.append(_chunks[0][1])
+    else:
+        _LONG_BY_FIRST_WORD.setdefault(_chunks[0][1], []).append((_length, _chunks[1:]))
+_FIRST_WORDS = np.array(_SHORT_WORDS + list(_LONG_BY_FIRST_WORD), np.uint64)
+_SHORT = np.array(_SHORT_WORDS, np.uint64)
 
 
 def _unparsed_lines(words: np.ndarray, nl: np.ndarray, key_lines: np.ndarray, pad: int) -> np.ndarray:
@@ -122,14 +130,14 @@ def _unparsed_lines(words: np.ndarray, nl: np.ndarray, key_lines: np.ndarray, pa
     quote = nl[key_lines] + pad + 2
     first = words[quote]
     hit = np.zeros(len(quote), bool)
-    for word, keys in _BY_FIRST_WORD.items():
-        rows = np.flatnonzero(first == word)
-        if not len(rows):
-            continue
-        for length, rest in keys:
-            if length <= 8:  # decided by the first word
-                hit[rows] = True
-                continue
+    some = np.flatnonzero(np.isin(first, _FIRST_WORDS))  # one pass over all key lines
+    some_first = first[some]
+    short = np.isin(some_first, _SHORT)
+    hit[some[short]] = True
+    some, some_first = some[~short], some_first[~short]
+    for word, keys in _LONG_BY_FIRST_WORD.items():
+        rows = some[some_first == word]
+        for length, rest in keys if len(rows) else ():
             at = quote[rows]
             ok = at + length <= nl[key_lines[rows] + 1]  # the whole key inside the line: in bounds
             for offset, chunk, mask in rest:
