@@ -43,7 +43,7 @@ def start(argv: list[str]) -> None:
             info = os.stat(arg)
         except (OSError, ValueError):
             continue
-        if stat.S_ISREG(info.st_mode) and info.st_size >= MIN_BYTES:
+        if stat.S_ISREG(info.st_mode) and info.st_size >= MIN_BYTES and _looks_like_text(arg):
             key = _key(arg, info)
             with _lock:
                 if key in _ready:
@@ -52,6 +52,22 @@ def start(argv: list[str]) -> None:
             files.append((arg, key, event))
     if files:
         threading.Thread(target=_hash_all, args=(files,), name="tgexport-prehash", daemon=True).start()
+
+
+_CONTROL = frozenset(range(32)) - {9, 10, 13}
+
+
+def _looks_like_text(path: str) -> bool:
+    """JSON, JSONL or HTML (`{`, `[` or `<` first, no control bytes), not an archive or a
+    compressed stream: those are converted member by member (hashed as members), so hashing the
+    whole file early would be wasted work."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(512)
+    except OSError:
+        return False
+    body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return body[:1] in (b"{", b"[", b"<") and not _CONTROL.intersection(head)
 
 
 def _hash_all(files: list[tuple[str, _Key, threading.Event]]) -> None:

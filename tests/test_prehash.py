@@ -40,7 +40,7 @@ def test_digest_of_a_named_file_is_its_sha256(tmp_path) -> None:
 
 
 def test_nothing_is_hashed_for_other_commands_options_or_small_files(tmp_path, monkeypatch) -> None:
-    path = _file(tmp_path, "a.json", b"x" * 10)
+    path = _file(tmp_path, "a.json", b'{"x": 123}')
     prehash.start(["tgexport", "stats", str(path)])
     assert prehash.digest(str(path)) is None
     prehash.start(["tgexport", "convert", f"--key={path}", str(tmp_path)])  # a folder: left alone
@@ -50,18 +50,28 @@ def test_nothing_is_hashed_for_other_commands_options_or_small_files(tmp_path, m
     assert prehash.digest(str(path)) is None
 
 
+@pytest.mark.parametrize("head", [b"PK\x03\x04", b"\x1f\x8b\x08\x00", b"\x28\xb5\x2f\xfd", b"name.json" + bytes(100)])
+def test_archives_and_compressed_files_are_left_to_their_members(tmp_path, head: bytes) -> None:
+    path = _file(tmp_path, "dump.bin", head + b"{}" * 10)
+    prehash.start(["tgexport", "convert", str(path)])
+    assert prehash.digest(str(path)) is None
+    text = _file(tmp_path, "result.json", '\ufeff{\n "name": "Канал",\r\n\t"x": 1}'.encode())
+    prehash.start(["tgexport", "convert", str(text)])
+    assert prehash.digest(str(text)) == hashlib.sha256(text.read_bytes()).hexdigest()
+
+
 def test_a_changed_file_is_hashed_again(tmp_path) -> None:
-    path = _file(tmp_path, "a.json", b"first")
+    path = _file(tmp_path, "a.json", b'{"first": 1}')
     prehash.start(["tgexport", "convert", str(path)])
     assert prehash.digest(str(path)) is not None
-    path.write_bytes(b"second, longer")
+    path.write_bytes(b'{"second": "longer"}')
     assert prehash.digest(str(path)) is None
     (unit,) = discover([str(path)], [])
-    assert unit.sha256() == hashlib.sha256(b"second, longer").hexdigest()
+    assert unit.sha256() == hashlib.sha256(b'{"second": "longer"}').hexdigest()
 
 
 def test_input_units_take_the_early_digest(tmp_path, monkeypatch) -> None:
-    payload = b"payload" * HEAD_BYTES  # past the head the scan reads (it hashes smaller files itself)
+    payload = b'[{"p": 1}]' * HEAD_BYTES  # past the head the scan reads (it hashes smaller files itself)
     path = _file(tmp_path, "a.json", payload)
     prehash.start(["tgexport", "convert", str(path)])
     assert prehash.digest(str(path)) == hashlib.sha256(payload).hexdigest()
@@ -75,7 +85,7 @@ def test_input_units_take_the_early_digest(tmp_path, monkeypatch) -> None:
 
 
 def test_unreadable_file_falls_back(tmp_path) -> None:
-    path = _file(tmp_path, "a.json", b"payload")
+    path = _file(tmp_path, "a.json", b'{"p": 1}')
     path.chmod(0)
     try:
         if os.access(path, os.R_OK):
