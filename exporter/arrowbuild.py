@@ -84,7 +84,7 @@ def sorted_contiguous(tables: list[pa.Table]) -> pa.Table:
     Column by column, each column's pieces are let go as soon as it is copied, so a partition
     costs its size once plus one column, not twice (the peak of a write on big partitions).
     """
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    table = pa.concat_tables(_by_chat(tables)) if len(tables) > 1 else tables[0]
     tables.clear()
     table = sort_table(table)
     schema, columns = table.schema, []
@@ -92,6 +92,30 @@ def sorted_contiguous(tables: list[pa.Table]) -> pa.Table:
         columns.append(table.column(0).combine_chunks())
         table = table.remove_column(0)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _by_chat(tables: list[pa.Table]) -> list[pa.Table]:
+    """The pieces in chat order (stable), when each holds one chat and no username.
+
+    A partition of an account export arrives chat after chat, in the export's chat order. The
+    stable sort by chat and post id of the reordered rows is the same as of the original ones
+    (rows of one chat keep their order), and then usually finds them already in order, instead
+    of a `take` over every column of the partition.
+    """
+    keys = []
+    for table in tables:
+        chat = table.column("chat_id")
+        if table.column("chat_username").null_count != table.num_rows or chat.null_count not in (0, table.num_rows):
+            return tables
+        if chat.null_count:
+            keys.append((True, 0))
+            continue
+        low, high = pc.min_max(chat).values()
+        if low != high:
+            return tables
+        keys.append((False, low.as_py()))
+    order = sorted(range(len(tables)), key=keys.__getitem__)
+    return [tables[i] for i in order]
 
 
 def sort_table(table: pa.Table) -> pa.Table:

@@ -67,9 +67,10 @@ def write_partition(
 ) -> WrittenFile:
     """One partition's file from its rows in arrival order (`tables` is handed over, emptied).
 
-    `nbytes`: the rows' size if the caller keeps count (`Table.nbytes` walks every buffer).
+    `nbytes`: the rows' size if the caller keeps count; else the tables' buffers, which is exact
+    for tables read back from spills and files (`Table.nbytes` works out slices: 12x slower).
     """
-    with WRITING.hold(sum(t.nbytes for t in tables) if nbytes is None else nbytes):
+    with WRITING.hold(sum(t.get_total_buffer_size() for t in tables) if nbytes is None else nbytes):
         (written,) = writer.write(job, [(values, sorted_contiguous(tables))])
     return written
 

@@ -121,6 +121,56 @@ def test_sorted_contiguous_matches_concat_sort_combine_and_takes_the_pieces() ->
     assert all(column.num_chunks == 1 for column in got.columns)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([77, 78, 5, None]),
+            st.lists(st.integers(1, 30), min_size=1, max_size=6),
+            st.sampled_from(["ascending", "as drawn", "two chats"]),
+        ),
+        min_size=2,
+        max_size=7,
+    ),
+    st.booleans(),
+)
+def test_pieces_of_one_chat_each_are_joined_like_a_stable_sort(pieces: list, username: bool) -> None:
+    """An account export's partition arrives chat after chat; putting the pieces in chat order
+    first must give the table of concat + stable sort (duplicates, unsorted ids, null chats)."""
+    from exporter.arrowbuild import sorted_contiguous
+
+    tables = []
+    for n, (chat, posts, shape) in enumerate(pieces):
+        rows = []
+        for i, post in enumerate(sorted(posts) if shape == "ascending" else posts):
+            rec = record(post, 1, f"p{n}.{i}")
+            rec["chat_id"] = 5 if shape == "two chats" and i % 2 else chat
+            rec["chat_username"] = "someone" if username and n == 0 else None
+            rows.append(rec)
+        tables.append(records_to_table(rows))
+    expected = sort_table(pa.concat_tables(tables)).combine_chunks()
+    got = sorted_contiguous(list(tables))
+    assert got.equals(expected)
+
+
+def test_a_piece_with_two_chats_keeps_its_place() -> None:
+    """Moving a two-chat piece by its smaller chat would put its rows of the other chat before
+    earlier rows with the same key."""
+    from exporter.arrowbuild import sorted_contiguous
+
+    def rows(*spec: tuple[int, int, str]) -> pa.Table:
+        out = []
+        for chat, post, text in spec:
+            rec = record(post, 1, text)
+            rec["chat_id"] = chat
+            out.append(rec)
+        return records_to_table(out)
+
+    tables = [rows((77, 1, "first")), rows((77, 1, "second"), (5, 2, "other chat"))]
+    got = sorted_contiguous(list(tables))
+    assert got.column("text").to_pylist() == ["other chat", "first", "second"]
+
+
 def test_write_budget_lets_small_partitions_overlap_and_big_ones_run_alone() -> None:
     import threading
 
