@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,18 +37,25 @@ class ParquetWriter:
             folder = job.root / "posts" / hive_path(values)
             make_dirs_below(job.root, folder)
             path = folder / f"{job.stem}-0.{self.extension}"
-            sorting = pq.SortingColumn.from_ordering(schema, [(k, o) for k, o in SORT_KEYS])
+            sorting, statistics = _column_settings(table.schema.remove_metadata())
             with pq.ParquetWriter(
                 path,
                 schema,
                 compression="zstd",
                 use_dictionary=False,  # zstd alone makes smaller files, faster, for these columns
-                write_statistics=_statistics_columns(schema),
+                write_statistics=list(statistics),
                 sorting_columns=sorting,
             ) as out:
                 out.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=ROW_GROUP)
             written.append(describe(job.root, path, dict(values), table.num_rows))
         return sorted(written, key=lambda f: f.path)
+
+
+@lru_cache(maxsize=8)
+def _column_settings(schema: pa.Schema) -> tuple[tuple[pq.SortingColumn, ...], tuple[str, ...]]:
+    """Sorting columns and statistics columns of a schema (once: a Parquet schema conversion each)."""
+    sorting = pq.SortingColumn.from_ordering(schema, [(k, o) for k, o in SORT_KEYS])
+    return sorting, tuple(_statistics_columns(schema))
 
 
 def _statistics_columns(schema: pa.Schema) -> list[str]:
