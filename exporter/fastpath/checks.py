@@ -120,8 +120,24 @@ def _resolve(table: pa.Table, path: str, cache_: dict[str, _Values]) -> _Values:
     return values
 
 
+@cache
+def _timestamp_limits(type_: pa.DataType) -> tuple[pa.Scalar, pa.Scalar]:
+    low, high = (pa.scalar(np.datetime64(t, "us"), pa.timestamp("us")).cast(type_) for t in TIMESTAMP_RANGE)
+    return low, high
+
+
+@cache
+def _enum_values(argument: tuple, type_: pa.DataType) -> pa.Array:
+    return pa.array([v for v in argument if v is not None], type_)
+
+
+@cache
+def _limit(argument: Any, type_: pa.DataType) -> pa.Scalar:
+    return pa.scalar(argument).cast(type_)
+
+
 def _timestamp_bounds(array: pa.Array) -> pa.Array:
-    low, high = (pa.scalar(np.datetime64(t, "us"), pa.timestamp("us")).cast(array.type) for t in TIMESTAMP_RANGE)
+    low, high = _timestamp_limits(array.type)
     return pc.and_(pc.greater_equal(array, low), pc.less_equal(array, high))
 
 
@@ -131,16 +147,15 @@ def _failing(check: Check, array: pa.Array) -> pa.Array:
     if keyword == "not_null":
         return array.is_null()
     if keyword == "enum":
-        allowed = [v for v in argument if v is not None]
-        inside = pc.is_in(array, pa.array(allowed, array.type))
+        inside = pc.is_in(array, _enum_values(tuple(argument), array.type))
         return pc.invert(pc.if_else(array.is_null(), None in argument, inside))
     if pa.types.is_timestamp(array.type) and keyword in ("pattern", "format"):
         return pc.invert(_timestamp_bounds(array))
     tests: dict[str, Callable[[], pa.Array]] = {
         "pattern": lambda: pc.invert(pc.match_substring_regex(array, argument)),
         "format": lambda: _format_failing(argument, array),
-        "minimum": lambda: pc.less(array, pa.scalar(argument).cast(array.type)),
-        "maximum": lambda: pc.greater(array, pa.scalar(argument).cast(array.type)),
+        "minimum": lambda: pc.less(array, _limit(argument, array.type)),
+        "maximum": lambda: pc.greater(array, _limit(argument, array.type)),
         "minItems": lambda: pc.less(pc.list_value_length(array), argument),
     }
     return tests[keyword]()
