@@ -31,6 +31,7 @@ from .pipeline import (
     _plan,
     _run_tasks,
     build_model,
+    cancel_plans,
     file_dicts,
     write_metadata,
 )
@@ -75,6 +76,7 @@ def append_run(request: ConvertRequest, reporter: Reporter, options: Any, starte
         if item.sha256 in known:
             run = known[item.sha256].get("run_id") or manifest["run_id"]
             skipped.append({"path": item.unit.display, "reason": f"already in the dataset (run {run})"})
+            cancel_plans([item])
         else:
             new.append(item)
     old_inputs = [InputRecord.from_dict(entry) for entry in manifest["inputs"]]
@@ -84,8 +86,8 @@ def append_run(request: ConvertRequest, reporter: Reporter, options: Any, starte
     run_id = hashlib.sha256(canonical_json(basis)).hexdigest()[:16]
     staging = root / f".append-{run_id}"
     shutil.rmtree(staging, ignore_errors=True)
-    (staging / "posts").mkdir(parents=True)
     try:
+        (staging / "posts").mkdir(parents=True)
         results = _run_tasks(new, request, options, staging, run_id, reporter)
         publish = _Publisher(root, staging, request.to)
         old_files = [(root, WrittenFile(**entry)) for entry in manifest["files"]]
@@ -104,6 +106,9 @@ def append_run(request: ConvertRequest, reporter: Reporter, options: Any, starte
             manifest.get("runs", []),
         )
         publish.commit(files, model)
+    except BaseException:
+        cancel_plans(new)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RunReport(model, root, results)

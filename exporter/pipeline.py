@@ -25,7 +25,7 @@ from .progress import Reporter, progress_channel
 from .provenance import write_documents
 from .pseudonymize import PseudonymizeSpec
 from .pseudonymize import describe as describe_pseudonymization
-from .ranged import expected_tasks, native_work, submit_task
+from .ranged import expected_tasks, native_work, start_planning, submit_task
 from .schema import canonical_json, schema_id, schema_sha256
 from .sources import InputUnit, Skipped, describe_head, skipped_summary, sniff
 from .task import TaskResult, TaskSpec
@@ -66,6 +66,14 @@ class Planned:
     unit: InputUnit
     fmt: str
     sha256: str
+    feed: Any = field(default=None, compare=False, repr=False)  # ranged.PlanFeed: ranges planned early
+
+
+def cancel_plans(planned: list[Planned]) -> None:
+    """Stop the early range planning of inputs that will not be converted after all."""
+    for item in planned:
+        if item.feed is not None:
+            item.feed.cancel()
 
 
 @dataclass
@@ -114,8 +122,12 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
     target = objectstore.output_target(output, request.s3_endpoint, request.overwrite)
     target.check() if target else _check_output(output, request.overwrite)
     planned, skipped = _plan(request, reporter)
-    run_id = _run_id(planned, request)
-    staging = _make_staging(target.staging_anchor() if target else output, run_id)
+    try:
+        run_id = _run_id(planned, request)
+        staging = _make_staging(target.staging_anchor() if target else output, run_id)
+    except BaseException:
+        cancel_plans(planned)
+        raise
     try:
         results = _run_tasks(planned, request, options, staging, run_id, reporter, target)
         files = [(staging, f) for r in results for f in r.files]
@@ -145,6 +157,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
         else:
             _commit(staging, output, run_id)
     except BaseException:
+        cancel_plans(planned)
         shutil.rmtree(staging, ignore_errors=True)
         if target:
             target.abandon()
@@ -193,12 +206,18 @@ def _plan(request: ConvertRequest, reporter: Reporter) -> tuple[list[Planned], l
     planned: list[Planned] = []
     seen: dict[str, str] = {}
     for unit, fmt in chosen:
-        digest = _hash(unit, reporter)
+        feed = start_planning(fmt, unit, request.jobs, request.pseudonymize)  # while hashing
+        try:
+            digest = _hash(unit, reporter)
+        except BaseException:
+            cancel_plans([*planned, Planned(unit, fmt, "", feed)])
+            raise
         if digest in seen:
             skipped.append({"path": unit.display, "reason": f"same bytes as {seen[digest]}"})
+            cancel_plans([Planned(unit, fmt, digest, feed)])
             continue
         seen[digest] = unit.display
-        planned.append(Planned(unit, fmt, digest))
+        planned.append(Planned(unit, fmt, digest, feed))
     if not planned:
         raise InputError(
             "nothing to convert: no input was recognised as a Telegram dump" + skipped_summary(skipped),
@@ -311,7 +330,9 @@ def _run_tasks(
             )
             for i, p in enumerate(planned)
         ]
-        futures = [submit_task(executor, spec, request.jobs) for spec in specs]  # big inputs split
+        futures = [  # big inputs split, with the ranges planned while they were hashed
+            submit_task(executor, spec, request.jobs, item.feed) for spec, item in zip(specs, planned, strict=True)
+        ]
         results = []
         for future in futures:
             try:

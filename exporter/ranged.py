@@ -21,6 +21,7 @@ import shutil
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,35 +115,105 @@ def expected_tasks(planned: list[Any], jobs: int) -> int:
     return total
 
 
-def submit_task(executor: Executor, spec: TaskSpec, jobs: int) -> Any:
-    """A future-like for the TaskResult of one input (`.result()`, `.cancel()`)."""
+class PlanFeed:
+    """The byte ranges of one input, planned on a thread of their own (`splitting.plan`).
+
+    Started as soon as the input is known, before its sha256 is computed (`pipeline._plan`): the
+    hash and the plan then share the cores while nothing else runs, instead of the plan taking
+    CPU from the range workers later (0.7 s of CPU at 1M messages). `_RangedRun` submits the
+    ranges as they come; a feed that ends up unused is cancelled.
+    """
+
+    def __init__(self, unit: Any, chunk: int) -> None:
+        self.unit, self.chunk = unit, chunk
+        self.error: BaseException | None = None
+        self._ranges: list[splitting.Range] = []
+        self._done = self._cancelled = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="tgexport-plan", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self.unit.open() as stream:
+                for part in splitting.plan(stream, self.chunk):
+                    with self._cond:
+                        if self._cancelled:
+                            return
+                        self._ranges.append(part)
+                        self._cond.notify_all()
+        except Exception as exc:  # noqa: BLE001 - any failure means: convert the input in one task
+            self.error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[splitting.Range]:
+        """The ranges in order, each as soon as it is planned (then `error` tells how it ended)."""
+        taken = 0
+        while True:
+            with self._cond:
+                while taken == len(self._ranges) and not (self._done or self._cancelled):
+                    self._cond.wait()
+                if taken == len(self._ranges) or self._cancelled:
+                    return
+                part = self._ranges[taken]
+            taken += 1
+            yield part
+
+    def cancel(self) -> None:
+        """Stop planning (at the next range) and let the thread end."""
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+
+def start_planning(fmt: str, unit: Any, jobs: int, pseudonymize: Any = None) -> PlanFeed | None:
+    """A PlanFeed for an input that `submit_task` is likely to split (it checks again)."""
+    chunk = splitting.range_bytes(unit.size, jobs)
+    if chunk is None or not fast_path_input(fmt, unit, pseudonymize):
+        return None
+    return PlanFeed(unit, chunk)
+
+
+def submit_task(executor: Executor, spec: TaskSpec, jobs: int, feed: PlanFeed | None = None) -> Any:
+    """A future-like for the TaskResult of one input (`.result()`, `.cancel()`); `feed`: its ranges
+    if they are already being planned (cancelled when the input is not split after all)."""
     chunk = splitting.range_bytes(spec.unit.size, jobs)
+    if feed is not None and feed.chunk != chunk:
+        feed.cancel()
+        feed = None
     if chunk is None or not _splittable(spec, executor):
+        if feed is not None:
+            feed.cancel()
         return executor.submit(run_task, spec)
-    return _RangedRun(executor, spec, chunk, jobs)
+    return _RangedRun(executor, spec, feed or PlanFeed(spec.unit, chunk), jobs)
 
 
 class _RangedRun:
-    def __init__(self, executor: Executor, spec: TaskSpec, chunk: int, jobs: int) -> None:
-        self._executor, self._spec, self._jobs = executor, spec, jobs
+    def __init__(self, executor: Executor, spec: TaskSpec, feed: PlanFeed, jobs: int) -> None:
+        self._executor, self._spec, self._jobs, self._feed = executor, spec, jobs, feed
         self._futures: list[Future] = []
         self._error: BaseException | None = None
         self._cancelled = False
-        self._thread = threading.Thread(target=self._plan, args=(chunk,), daemon=True)
+        self._thread = threading.Thread(target=self._submit, daemon=True)
         self._thread.start()
 
-    def _plan(self, chunk: int) -> None:
-        try:
-            with self._spec.unit.open() as stream:
-                for part in splitting.plan(stream, chunk):
-                    if self._cancelled:
-                        return
-                    self._futures.append(self._executor.submit(run_range, self._spec, part))
-        except Exception as exc:  # noqa: BLE001 - any failure means: convert the input in one task
-            self._error = exc
+    def _submit(self) -> None:
+        for part in self._feed:
+            if self._cancelled:
+                self._feed.cancel()
+                return
+            self._futures.append(self._executor.submit(run_range, self._spec, part))
+        self._error = self._feed.error
 
     def cancel(self) -> bool:
         self._cancelled = True
+        self._feed.cancel()
         for future in list(self._futures):
             future.cancel()
         return True

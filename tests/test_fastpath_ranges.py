@@ -265,3 +265,106 @@ def test_threads_only_for_inputs_the_fast_path_will_take(tmp_path) -> None:
         (unit,) = discover([str(path)])
         verdicts[path.parent.name] = native_work("tdesktop-json", unit)
     assert verdicts == {"new": True, "old": False, "min": False}
+
+
+# --- ranges planned while the input is hashed -----------------------------------------------------
+
+
+def _plan_threads_alive() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "tgexport-plan" and t.is_alive()]
+
+
+def _wait_for_plan_threads() -> list[str]:
+    import time
+
+    deadline = time.monotonic() + 10
+    while _plan_threads_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _plan_threads_alive()
+
+
+def test_ranges_are_planned_once_while_hashing_and_used(tmp_path, monkeypatch) -> None:
+    import threading
+
+    from exporter import pipeline, splitting
+
+    src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 1)))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    monkeypatch.setenv("TGEXPORT_POOL", "threads")
+    planners: list[str] = []
+    hashed: list[str] = []
+    real_plan, real_hash = splitting.plan, pipeline._hash
+
+    def plan(stream, chunk):
+        planners.append(threading.current_thread().name)
+        yield from real_plan(stream, chunk)
+
+    def hash_(unit, reporter):
+        hashed.append(unit.display)
+        assert planners == ["tgexport-plan"] or _plan_threads_alive(), "planning did not start before the hash"
+        return real_hash(unit, reporter)
+
+    monkeypatch.setattr(splitting, "plan", plan)
+    monkeypatch.setattr(pipeline, "_hash", hash_)
+    two = run(tmp_path, [src], "two", 2)
+    assert "finalize" in two["stages"][0], "the input was not split"
+    assert planners == ["tgexport-plan"] and hashed == [str(src)]
+    assert two["outputs"] == run(tmp_path, [src], "one", 1)["outputs"]
+    assert not _wait_for_plan_threads()
+
+
+def test_early_plans_of_inputs_not_converted_are_stopped(tmp_path, monkeypatch) -> None:
+    """A second copy of an input (skipped: same bytes), an append of a known input, and a failed
+    hash cancel their planners."""
+    from exporter import pipeline, ranged
+    from exporter.errors import InputError
+
+    feeds: list[Any] = []
+    real_start = ranged.start_planning
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        feeds.append(real_start(*args, **kwargs))
+        return feeds[-1]
+
+    monkeypatch.setattr(pipeline, "start_planning", start)
+    doc = chat_export(generated_messages(600, 2))
+    src, copy = write(tmp_path / "in" / "a.json", doc), write(tmp_path / "in" / "b.json", doc)
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    monkeypatch.setenv("TGEXPORT_POOL", "threads")
+    report = convert(ConvertRequest(inputs=[str(src), str(copy)], output=tmp_path / "ds", jobs=2))
+    assert [s["reason"] for s in report.model.skipped_inputs] == [f"same bytes as {src}"]
+    assert [f._cancelled for f in feeds] == [False, True]
+    again = convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds", jobs=2, append=True))
+    assert again.results == [] and feeds[2]._cancelled
+
+    def broken(unit: Any, reporter: Any) -> str:
+        raise InputError("cannot read it", hint="x")
+
+    monkeypatch.setattr(pipeline, "_hash", broken)
+    with pytest.raises(InputError):
+        convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "other", jobs=2))
+    assert len(feeds) == 4 and feeds[3]._cancelled
+    assert not _wait_for_plan_threads()
+
+
+def test_a_feed_is_cancelled_when_the_executor_cannot_split(tmp_path, monkeypatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from exporter import ranged
+    from exporter.sources import discover
+
+    src = write(tmp_path / "in" / "result.json", chat_export(generated_messages(600, 3)))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "20000")
+    (unit,) = discover([str(src)], [])
+    feed = ranged.start_planning("tdesktop-json", unit, 2)
+    assert feed is not None
+    spec = type("Spec", (), {"unit": unit, "fmt": "tdesktop-json", "pseudonymize": None})()
+    with ThreadPoolExecutor(1) as plain:  # not a pool whose workers share the staging folder
+        future = ranged.submit_task(plain, spec, 2, feed)
+        future.cancel()
+    feed.join(10)
+    assert feed._cancelled and not _wait_for_plan_threads()
+    assert ranged.start_planning("tdesktop-json", unit, 1) is None  # one job: never split
+    assert ranged.start_planning("tdesktop-json", unit, 2, pseudonymize=object()) is None
