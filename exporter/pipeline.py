@@ -210,11 +210,14 @@ def _plan(request: ConvertRequest, reporter: Reporter) -> tuple[list[Planned], l
         try:
             digest = _hash(unit, reporter)
         except BaseException:
-            cancel_plans([*planned, Planned(unit, fmt, "", feed)])
+            cancel_plans(planned)
+            if feed is not None:
+                feed.cancel()
             raise
         if digest in seen:
             skipped.append({"path": unit.display, "reason": f"same bytes as {seen[digest]}"})
-            cancel_plans([Planned(unit, fmt, digest, feed)])
+            if feed is not None:
+                feed.cancel()
             continue
         seen[digest] = unit.display
         planned.append(Planned(unit, fmt, digest, feed))
