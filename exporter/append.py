@@ -37,7 +37,7 @@ from .pipeline import (
 )
 from .pseudonymize import check_append
 from .schema import canonical_json
-from .writers.base import WrittenFile
+from .writers.base import WrittenFile, discard_folder
 
 
 def load_manifest(root: Path) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def append_run(request: ConvertRequest, reporter: Reporter, options: Any, starte
         cancel_plans(new)
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_folder(staging)  # on an error, Dask tasks may still be writing into it
     return RunReport(model, root, results)
 
 

@@ -29,7 +29,7 @@ from .ranged import expected_tasks, native_work, start_planning, submit_task
 from .schema import canonical_json, schema_id, schema_sha256
 from .sources import InputUnit, Skipped, describe_head, skipped_summary, sniff
 from .task import TaskResult, TaskSpec
-from .writers.base import WrittenFile
+from .writers.base import WrittenFile, discard_folder
 
 PARTITION_KEYS = ("chat", "year", "month")
 ON_INVALID = ("quarantine", "fail", "skip")
@@ -158,7 +158,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> RunRep
             _commit(staging, output, run_id)
     except BaseException:
         cancel_plans(planned)
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_folder(staging)  # Dask tasks may still be writing into it
         if target:
             target.abandon()
         raise

@@ -156,3 +156,52 @@ def test_make_dirs_below_never_brings_back_a_removed_root(tmp_path):
     with pytest.raises(FileNotFoundError):
         make_dirs_below(root, root / "posts" / "year=2024" / "month=4")
     assert not root.exists()
+
+
+def test_discard_folder_wins_the_race_with_a_writer_still_running(tmp_path):
+    """An abandoned staging folder goes away even while a task keeps writing files into it.
+
+    The writer does what a Dask task does after its run failed: create the partition folders
+    below the staging root, then a file, over and over. A plain rmtree leaves the folder behind
+    when a file lands after rmtree listed its folder; `discard_folder` must not.
+    """
+    import threading
+
+    from exporter.writers.base import discard_folder, make_dirs_below
+
+    halt = threading.Event()  # so that a wrong `discard_folder` cannot leave a writer running
+    try:
+        for attempt in range(20):
+            root = tmp_path / f".ds.staging-{attempt}"
+            (root / "posts").mkdir(parents=True)
+            started, stopped = threading.Event(), []
+
+            def write_until_it_fails(root=root, stopped=stopped, started=started):
+                i = 0
+                while not halt.is_set():
+                    folder = root / "posts" / f"year=2024/month={i % 12 + 1}"
+                    try:
+                        make_dirs_below(root, folder)
+                        (folder / f"part-{i}.parquet").write_bytes(b"x" * 64)
+                    except FileNotFoundError as exc:
+                        stopped.append(exc)
+                        return
+                    started.set()
+                    i += 1
+
+            writer = threading.Thread(target=write_until_it_fails, daemon=True)
+            writer.start()
+            assert started.wait(5)
+            discard_folder(root)
+            writer.join(5)
+            assert stopped and not writer.is_alive()  # the writer's next write failed: it stopped
+            assert list(tmp_path.iterdir()) == []  # neither the folder nor its renamed copy is left
+    finally:
+        halt.set()
+
+
+def test_discard_folder_of_a_missing_folder_is_a_no_op(tmp_path):
+    from exporter.writers.base import discard_folder
+
+    discard_folder(tmp_path / "absent")
+    assert list(tmp_path.iterdir()) == []

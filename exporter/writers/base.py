@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +68,32 @@ def make_dirs_below(root: Path, folder: Path) -> None:
     current = root
     for part in folder.relative_to(root).parts:
         current = current / part
-        current.mkdir(exist_ok=True)  # FileNotFoundError if `root` is gone
+        try:  # not Path.mkdir(exist_ok=True): it says FileExistsError if the folder goes meanwhile
+            os.mkdir(current)  # FileNotFoundError if `root` is gone
+        except FileExistsError:
+            continue
+
+
+def discard_folder(folder: Path, *, attempts: int = 50, pause: float = 0.02) -> None:
+    """Remove an abandoned staging folder that tasks the driver cannot stop may still write into.
+
+    A plain `rmtree` loses that race: a file created in a folder after rmtree listed it makes
+    the folder's `rmdir` fail, and the half-written staging folder stays. So the folder is first
+    renamed away (every later write by path, and `make_dirs_below`, then fails), and whatever a
+    write already under way put there is swept again, for up to `attempts` x `pause` seconds.
+    """
+    grave = folder.with_name(f"{folder.name}.discarded-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(folder, grave)
+    except FileNotFoundError:
+        return
+    except OSError:  # cannot rename (permissions, a mount point): sweep it where it is
+        grave = folder
+    for _ in range(attempts):
+        shutil.rmtree(grave, ignore_errors=True)
+        if not os.path.lexists(grave):
+            return
+        time.sleep(pause)
 
 
 def describe(root: Path, path: Path, partition: dict[str, Any], rows: int) -> WrittenFile:
