@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m compileall -q exporter  # bytecode, as for an installed package (PYTHONDONTWRITEBYTECODE may be set)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -107,3 +107,20 @@ def test_console_script_gives_the_dataset_of_the_library(tmp_path) -> None:
     short = hashlib.sha256(big.read_bytes()).hexdigest()[:16]
     names = {p.name for p in (tmp_path / "ds" / "posts").rglob("*.parquet")}
     assert names and all(name.startswith(f"part-{short}") for name in names)
+
+
+def test_the_launcher_turns_the_collector_back_on_after_the_imports() -> None:
+    """The collector is off only while the CLI is imported (`launch.load_cli`), in a new process."""
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['tgexport', '--version']\n"
+        "from exporter import launch\n"
+        "seen = []\n"
+        "real = gc.disable\n"
+        "gc.disable = lambda: (seen.append('off'), real())[1]\n"
+        "entry = launch.load_cli()\n"
+        "print(seen, gc.isenabled(), 'exporter.cli' in sys.modules, entry.__module__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["['off']", "True", "True", "exporter.cli"]
