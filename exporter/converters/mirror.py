@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, BinaryIO
 
-import emoji as emoji_lib
 from lxml import etree
 
 from .. import normalize as norm
@@ -273,9 +273,18 @@ def _choose(first: str, second: str) -> str:
 # --- reactions ---------------------------------------------------------------------------
 
 
+@cache
+def _emoji() -> Any:
+    """The `emoji` package, imported on first use: it takes ~25 ms, and every run imports this
+    module to sniff its inputs, mirror pages or not."""
+    import emoji
+
+    return emoji
+
+
 def _reaction_tokens(line: str) -> list[tuple[list[str], str]] | None:
     """`👏5🤔5❤🔥2` → [(['👏'], '5'), (['🤔'], '5'), (['❤', '🔥'], '2')], or None if not such a line."""
-    found = emoji_lib.emoji_list(line)
+    found = _emoji().emoji_list(line)
     if not found or found[0]["match_start"] != len(line) - len(line.lstrip()):
         return None
     groups: list[tuple[list[str], str]] = []
@@ -296,7 +305,7 @@ def _join_zwj(left: str, right: str) -> str | None:
     """`❤` + `🔥` → `❤️‍🔥` when the joined sequence is an emoji (the mirror lost the ZWJ)."""
     bare = left.replace(VS16, "")
     for candidate in (left + ZWJ + right, bare + VS16 + ZWJ + right, bare + ZWJ + right):
-        if emoji_lib.is_emoji(candidate):
+        if _emoji().is_emoji(candidate):
             return candidate
     return None
 
