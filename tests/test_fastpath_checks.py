@@ -256,3 +256,19 @@ def test_uri_folding_gives_way_when_stems_do_not_repeat() -> None:
     array = pa.array([f"https://t.me/chan{i}x/1" for i in range(100)])
     assert checks._uri_failing(URI_CHECK, array) is None
     assert not checks._failing_values(URI_CHECK, array).any()
+
+
+def test_a_constant_columns_verdict_is_remembered_per_check_and_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Provenance columns repeat one value per input: each (check, value) is judged once."""
+    check = next(c for c in checks.batch_checks() if c.path == "source_sha256" and c.keyword == "pattern")
+    calls: list[int] = []
+    real = checks._failing
+    monkeypatch.setattr(checks, "_failing", lambda c, a: calls.append(len(a)) or real(c, a))
+    monkeypatch.setattr(checks, "_VERDICTS", {})
+    good, bad = pa.repeat(pa.scalar("0" * 64), 100), pa.repeat(pa.scalar("Z" * 64), 100)
+    assert not checks._failing_values(check, good).any()
+    assert checks._failing_values(check, bad).all()
+    assert not checks._failing_values(check, good).any() and checks._failing_values(check, bad).all()
+    assert calls == [1, 1]  # one value each, and only the first time
+    other = checks.Check(check.path, check.keyword, "^Z+$")  # another argument: judged anew
+    assert not checks._failing_values(other, bad).any() and calls == [1, 1, 1]

@@ -210,11 +210,26 @@ def _uri_failing(check: Check, array: pa.Array) -> np.ndarray | None:
     return np.where(digits, folded[index], bare[index])
 
 
+_VERDICTS: dict[tuple[str, str, str, str], bool] = {}  # a constant column's verdict, per check and value
+
+
+def _constant_failing(check: Check, array: pa.Array) -> bool:
+    """Whether the one value of a constant column fails the check; remembered across batches
+    (provenance columns hold one value per input, and each RE2 check compiles its pattern)."""
+    key = (check.path, check.keyword, repr(check.argument), array[0].as_py())
+    verdict = _VERDICTS.get(key)
+    if verdict is None:
+        if len(_VERDICTS) >= 4096:
+            _VERDICTS.clear()
+        verdict = _VERDICTS[key] = bool(pc.fill_null(_failing(check, array.slice(0, 1)), False)[0].as_py())
+    return verdict
+
+
 def _failing_values(check: Check, array: pa.Array) -> np.ndarray:
     """Like `_failing`, evaluated once per distinct value when strings repeat a lot."""
     if check.keyword in ("pattern", "enum", "format") and pa.types.is_string(array.type) and len(array) > 64:
         if _constant(array):
-            return np.full(len(array), bool(pc.fill_null(_failing(check, array.slice(0, 1)), False)[0].as_py()))
+            return np.full(len(array), _constant_failing(check, array))
         if check.keyword == "format" and check.argument == "uri":
             failing = _uri_failing(check, array)
             return failing if failing is not None else to_numpy(pc.fill_null(_failing(check, array), False))
