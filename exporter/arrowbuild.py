@@ -89,7 +89,8 @@ def sorted_contiguous(tables: list[pa.Table]) -> pa.Table:
     table = sort_table(table)
     schema, columns = table.schema, []
     while table.num_columns:
-        columns.append(table.column(0).combine_chunks())
+        column = table.column(0)  # one chunk already (a partition inside one batch): no copy
+        columns.append(column.chunk(0) if column.num_chunks == 1 else column.combine_chunks())
         table = table.remove_column(0)
     return pa.Table.from_arrays(columns, schema=schema)
 
