@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Callable
 
 
 def run() -> None:
     load_cli()()
 
 
-def load_cli() -> object:
+def load_cli() -> Callable[[], None]:
     """Start `prehash`, import the CLI and return its entry point.
 
     The cyclic garbage collector is off while the imports run: they allocate hundreds of
