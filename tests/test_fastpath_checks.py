@@ -272,3 +272,28 @@ def test_a_constant_columns_verdict_is_remembered_per_check_and_value(monkeypatc
     assert calls == [1, 1]  # one value each, and only the first time
     other = checks.Check(check.path, check.keyword, "^Z+$")  # another argument: judged anew
     assert not checks._failing_values(other, bad).any() and calls == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "argument", "values", "holds"),
+    [
+        ("maximum", 10, [1, 10, None], True),
+        ("maximum", 10, [1, 11, None], False),
+        ("minimum", 0, [0, 5, None], True),
+        ("minimum", 0, [3, -1], False),
+        ("minimum", 0, [None, None], True),
+        ("not_null", None, [1, 2], True),
+        ("not_null", None, [1, None], False),
+        ("pattern", "^a$", ["a"], False),  # no whole-column proof: the mask decides
+    ],
+)
+def test_whole_column_proofs_agree_with_the_row_masks(keyword: str, argument: Any, values: list, holds: bool) -> None:
+    """`_holds_for_all` skips a check only when no row fails it (today's maximums are int64's
+    own limit, skipped by `_implied`; this covers the bound any future schema may set)."""
+    array = pa.array(values, pa.string() if keyword == "pattern" else pa.int64())
+    check = checks.Check("x", keyword, argument)
+    assert checks._holds_for_all(check, array) is holds
+    if holds:
+        assert not checks._failing_values(check, array).any()
+    elif keyword != "pattern":
+        assert checks._failing_values(check, array).any()

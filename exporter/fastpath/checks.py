@@ -240,6 +240,23 @@ def _failing_values(check: Check, array: pa.Array) -> np.ndarray:
     return to_numpy(pc.fill_null(_failing(check, array), False))
 
 
+def _holds_for_all(check: Check, array: pa.Array) -> bool:
+    """A proof from the whole column that no value breaks the check (one call, not a mask):
+    no nulls for `not_null`, the column's minimum or maximum for the bounds."""
+    if check.keyword == "not_null":
+        return array.null_count == 0
+    if check.keyword in ("minimum", "maximum") and (
+        pa.types.is_integer(array.type) or pa.types.is_floating(array.type)
+    ):
+        if array.null_count == len(array):
+            return True
+        bounds = pc.min_max(array)
+        if check.keyword == "minimum":
+            return bounds["min"].as_py() >= check.argument
+        return bounds["max"].as_py() <= check.argument
+    return False
+
+
 def valid_rows(table: pa.Table) -> np.ndarray:
     """Boolean mask of the rows that pass every schema check."""
     if table.schema != arrow_schema():
@@ -248,7 +265,7 @@ def valid_rows(table: pa.Table) -> np.ndarray:
     resolved: dict[str, _Values] = {}
     for check in batch_checks():
         values = _resolve(table, check.path, resolved)
-        if not len(values.array) or _implied(check, values.array.type):
+        if not len(values.array) or _implied(check, values.array.type) or _holds_for_all(check, values.array):
             continue
         failing = _failing_values(check, values.array)
         if failing.any():
