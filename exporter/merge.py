@@ -80,7 +80,8 @@ class MergeOutcome:
 def read_data_file(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A data file as a table of the data schema (Parquet or JSONL)."""
     if path.name.endswith(".parquet"):
-        return pq.read_table(path, columns=columns, partitioning=None)
+        with pq.ParquetFile(path) as data:  # not read_table: no dataset discovery per file (~1.5 ms)
+            return data.read(columns=columns)
     table = records_to_table(read_jsonl(path))
     return table.select(columns) if columns else table
 

@@ -147,3 +147,22 @@ def test_chat_split_keeps_null_empty_and_odd_titles_apart():
     assert got == {"title:a\x01b": [0, 5], "(unknown chat)": [1, 2], "c5": [3], "news": [4]}
     got = {key: rows.column("n").to_pylist() for key, rows in _split_by_chat(table, {5: "news"})}
     assert got["news"] == [3, 4]
+
+
+def test_null_shares_read_only_the_nullable_columns_yet_match_a_full_read(tmp_path):
+    """The report skips the never-null columns (text, entities, sources…): the shares it gives
+    are those of every column of the dataset, read whole."""
+    import pyarrow.dataset as ds
+
+    from exporter.coverage import report_columns
+    from exporter.schema import arrow_schema
+
+    root = planted(tmp_path)
+    skipped = [f for f in arrow_schema() if f.name not in report_columns()]
+    assert {"text", "entities", "sources"} <= {f.name for f in skipped}
+    assert not any(f.nullable for f in skipped)
+    table = ds.dataset(root / "posts", format="parquet", partitioning="hive").to_table()
+    whole = {name: round(table.column(name).null_count / table.num_rows, 4) for name in arrow_schema().names}
+    (chat,) = coverage(root)["chats"]
+    assert chat["null_share"] == {name: share for name, share in sorted(whole.items()) if share}
+    assert {"media", "poll", "edit_date"} <= set(chat["null_share"])
