@@ -34,7 +34,40 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
+def _kids(pid: int) -> list[int] | None:
+    """Children of `pid` from /proc/PID/task/TID/children (None: the kernel does not list them)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found += [int(child) for child in f.read().split()]
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+    return found
+
+
 def _tree(root: int) -> list[int]:
+    """The process tree under `root`: from the children lists of its members when the kernel has
+    them (a few reads per tick), else from a scan of every /proc/PID/stat. The scan cost ~5% of a
+    core at 20 ms ticks, taken from whatever the measured command runs on every core."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        kids = _kids(pid)
+        if kids is None:
+            return _scanned_tree(root)
+        todo += kids
+    return out
+
+
+def _scanned_tree(root: int) -> list[int]:
     tree, out, todo = _children(), [], [root]
     while todo:
         pid = todo.pop()
