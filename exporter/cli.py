@@ -107,7 +107,8 @@ def main() -> None:
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Workers (default: all cores): threads for Telegram Desktop JSON, else processes.",
+    help="Workers (default: all cores): threads for Telegram Desktop JSON, else processes. "
+    "Big Desktop JSON and Telethon JSON-lines files are split between them.",
 )
 @click.option(
     "--scheduler",

@@ -59,13 +59,14 @@ def exact_int(value: Any) -> int | None:
     return None
 
 
-def iter_lines(stream: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+def iter_lines(stream: BinaryIO, chunk_size: int = 1 << 20, first_line: int = 1) -> Iterator[tuple[int, bytes]]:
     """Non-blank lines of a byte stream as (1-based line number, bytes), using only `read()`.
 
     A line longer than MAX_LINE is cut there (the rest is dropped), so memory stays bounded;
-    `parse_line` reports it as too long.
+    `parse_line` reports it as too long. `first_line`: the number of the stream's first line
+    (a range of a bigger file, `linesplit`).
     """
-    number, line, overflow = 0, bytearray(), False
+    number, line, overflow = first_line - 1, bytearray(), False
     while chunk := stream.read(chunk_size):
         start = 0
         while (end := chunk.find(b"\n", start)) != -1:

@@ -11,6 +11,9 @@ as `--jobs 1`.
 
 If anything in any range needs the per-record path (an abort, a layout surprise, a plan that
 could not be made), the whole input is converted by `run_task` instead.
+
+Big JSON-lines files of Telethon messages are split the same way (`linesplit`: ranges of whole
+lines); their ranges go through the per-record converter, on a process pool.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import fastpath, profile, splitting, writers
+from . import converters, fastpath, linesplit, profile, splitting, writers
 from .arrowbuild import KeyCheck
+from .converters.base import SourceRef
 from .converters.tdesktop_json import Era
+from .converters.telethon_json import splits_in_lines
 from .errors import TgExportError
 from .executors import release_free_memory
 from .fastpath.records import Stamp
@@ -47,6 +52,7 @@ from .task import (
     _ProgressReader,
     _route,
     new_sink,
+    route_items,
     run_batches,
     run_task,
 )
@@ -78,6 +84,31 @@ def fast_path_input(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
 
 
 HEAD_BYTES = 8 << 20
+LINE_FORMATS = ("telethon-json",)  # JSON lines whose items carry no state from line to line
+
+
+def line_input(fmt: str, unit: Any) -> bool:
+    """A plain local file of JSON lines whose first line is a Telethon object (`linesplit`)."""
+    if fmt not in LINE_FORMATS:
+        return False
+    try:
+        with unit.open() as stream:
+            if not (isinstance(stream, io.BufferedReader) and Path(stream.name).is_file()):
+                return False
+            return splits_in_lines(stream.read(1 << 20))
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
+def _planner(fmt: str, unit: Any, pseudonymize: Any) -> Any:
+    """How the input is cut into ranges (`splitting.plan`, `linesplit.plan_lines`), or None."""
+    if fast_path_input(fmt, unit, pseudonymize):
+        return _plan_document
+    return linesplit.plan_lines if line_input(fmt, unit) else None
+
+
+def _plan_document(stream: Any, chunk: int) -> Iterator[splitting.Range]:
+    return splitting.plan(stream, chunk)  # looked up at each call (tests wrap it)
 
 
 def native_work(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
@@ -99,18 +130,20 @@ def native_work(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
     return not (b'"date": "' in head and b'"date_unixtime"' not in head)
 
 
-def _splittable(spec: TaskSpec, executor: Executor) -> bool:
+def _splittable(spec: TaskSpec, executor: Executor) -> Any:
+    """The input's planner when it can be split and the executor can run its ranges, else None."""
     # Ranges meet in the shared staging folder: a local pool, or a Dask cluster whose workers see it.
     if not (isinstance(executor, ProcessPoolExecutor) or getattr(executor, "shares_staging", False)):
-        return False
-    return fast_path_input(spec.fmt, spec.unit, spec.pseudonymize)
+        return None
+    return _planner(spec.fmt, spec.unit, spec.pseudonymize)
 
 
 def expected_tasks(planned: list[Any], jobs: int) -> int:
     """How many tasks the inputs may become (to size the worker pool)."""
     total = 0
     for item in planned:
-        chunk = splitting.range_bytes(item.unit.size, jobs) if item.fmt == FAST_FORMAT else None
+        splits = item.fmt in (FAST_FORMAT, *LINE_FORMATS)
+        chunk = splitting.range_bytes(item.unit.size, jobs) if splits else None
         total += 1 if chunk is None else -(-item.unit.size // chunk)
     return total
 
@@ -124,8 +157,8 @@ class PlanFeed:
     ranges as they come; a feed that ends up unused is cancelled.
     """
 
-    def __init__(self, unit: Any, chunk: int) -> None:
-        self.unit, self.chunk = unit, chunk
+    def __init__(self, unit: Any, chunk: int, planner: Any = _plan_document) -> None:
+        self.unit, self.chunk, self.planner = unit, chunk, planner
         self.error: BaseException | None = None
         self._ranges: list[splitting.Range] = []
         self._done = self._cancelled = False
@@ -136,7 +169,7 @@ class PlanFeed:
     def _run(self) -> None:
         try:
             with self.unit.open() as stream:
-                for part in splitting.plan(stream, self.chunk):
+                for part in self.planner(stream, self.chunk):
                     with self._cond:
                         if self._cancelled:
                             return
@@ -175,9 +208,8 @@ class PlanFeed:
 def start_planning(fmt: str, unit: Any, jobs: int, pseudonymize: Any = None) -> PlanFeed | None:
     """A PlanFeed for an input that `submit_task` is likely to split (it checks again)."""
     chunk = splitting.range_bytes(unit.size, jobs)
-    if chunk is None or not fast_path_input(fmt, unit, pseudonymize):
-        return None
-    return PlanFeed(unit, chunk)
+    planner = None if chunk is None else _planner(fmt, unit, pseudonymize)
+    return None if planner is None else PlanFeed(unit, chunk, planner)
 
 
 def submit_task(executor: Executor, spec: TaskSpec, jobs: int, feed: PlanFeed | None = None) -> Any:
@@ -187,11 +219,12 @@ def submit_task(executor: Executor, spec: TaskSpec, jobs: int, feed: PlanFeed | 
     if feed is not None and feed.chunk != chunk:
         feed.cancel()
         feed = None
-    if chunk is None or not _splittable(spec, executor):
+    planner = None if chunk is None else _splittable(spec, executor)
+    if planner is None:
         if feed is not None:
             feed.cancel()
         return executor.submit(run_task, spec)
-    return _RangedRun(executor, spec, feed or PlanFeed(spec.unit, chunk), jobs)
+    return _RangedRun(executor, spec, feed or PlanFeed(spec.unit, chunk, planner), jobs)
 
 
 class _RangedRun:
@@ -246,7 +279,7 @@ def _discard(spec: TaskSpec, ranges: list[RangeResult]) -> None:
         shutil.rmtree(_range_work(spec, outcome.part), ignore_errors=True)
 
 
-def run_range(spec: TaskSpec, part: splitting.Range) -> RangeResult:
+def run_range(spec: TaskSpec, part: splitting.Range | linesplit.LineRange) -> RangeResult:
     """Convert the messages of one range; its partitions are written under the range's folder."""
     work = _range_work(spec, part.part)
     shutil.rmtree(work, ignore_errors=True)
@@ -256,7 +289,10 @@ def run_range(spec: TaskSpec, part: splitting.Range) -> RangeResult:
     started = time.perf_counter()
     try:
         with _gc_paused():
-            _convert_range(spec, part, result, sink, work)
+            if isinstance(part, linesplit.LineRange):
+                _convert_lines(spec, part, result, sink, work)
+            else:
+                _convert_range(spec, part, result, sink, work)
             sink.close(defer=True)
     except (FastPathAbort, LayoutError) as exc:
         return RangeResult(part.part, aborted=str(exc) or type(exc).__name__)
@@ -288,6 +324,18 @@ def _convert_range(spec: TaskSpec, part: splitting.Range, result: TaskResult, si
         result.rows.clear()
         result.stages.update(runner.stages)
         result.rows.update(runner.rows)
+
+
+def _convert_lines(
+    spec: TaskSpec, part: linesplit.LineRange, result: TaskResult, sink: PartitionSink, work: Path
+) -> None:
+    """The items of one range of a JSON-lines file, per record, into the range's sink."""
+    source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
+    with spec.unit.open() as raw:
+        reader = _ProgressReader(splitting.SegmentReader(raw, part), spec)
+        items = converters.get(spec.fmt).iter_line_range(reader, source, spec.options, part.first_line)
+        route_items(items, spec, result, sink, work / "rejects.jsonl")
+        reader.flush()
 
 
 def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult], jobs: int) -> TaskResult:

@@ -228,20 +228,29 @@ def run_batches(batches: Iterator[Batch], runner: FastRunner, result: TaskResult
 
 def _convert_records(spec: TaskSpec, result: TaskResult, sink: PartitionSink, work: Path, skip: int) -> None:
     source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
-    started = time.perf_counter()
-    with spec.unit.open() as raw, open(work / "rejects.jsonl", "wb") as rejects:
+    with spec.unit.open() as raw:
         reader = _ProgressReader(raw, spec, skip)
+        items = converters.get(spec.fmt).iter_items(reader, source, spec.options)
+        route_items(items, spec, result, sink, work / "rejects.jsonl")
+        reader.flush()
+
+
+def route_items(items: Iterator[Item], spec: TaskSpec, result: TaskResult, sink: PartitionSink, rejects: Path) -> None:
+    """Items of the per-record path: records into the sink in batches, rejects into `rejects`."""
+    started = time.perf_counter()
+    read = 0
+    with open(rejects, "wb") as out:
         batch: list[dict[str, Any]] = []
-        for item in converters.get(spec.fmt).iter_items(reader, source, spec.options):
+        for item in items:
+            read += 1
             result.read += 1
-            _route(item, spec, result, batch, rejects)
+            _route(item, spec, result, batch, out)
             if len(batch) >= BATCH_ROWS:
                 check_cancelled()
                 sink.add(records_to_table(batch))
                 batch.clear()
         sink.add(records_to_table(batch))
-        reader.flush()
-    result.rows["per_record"] += result.read
+    result.rows["per_record"] += read
     result.stages["per_record"] += time.perf_counter() - started
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import io
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -67,8 +68,24 @@ class TelethonJsonConverter:
             pairs = self._json_lines(reader, options)
         yield from require_recognized(pairs, lambda seen: _not_telethon(source, seen))
 
-    def _json_lines(self, stream: BinaryIO, options: ConvertOptions) -> Iterator[tuple[Item, bool]]:
-        for number, line in iter_lines(stream):
+    def iter_line_range(
+        self, stream: BinaryIO, source: SourceRef, options: ConvertOptions, first_line: int
+    ) -> Iterator[Item]:
+        """The items of a JSON-lines file's lines from `first_line` on (a range, `linesplit`).
+
+        Only for files whose first line is a Telethon message (`splits_in_lines`): the format
+        gate then opens at the first item, so the later ranges need none.
+        """
+        pairs = self._json_lines(stream, options, first_line)
+        if first_line == 1:
+            yield from require_recognized(pairs, lambda seen: _not_telethon(source, seen))
+        else:
+            yield from (item for item, _ in pairs)
+
+    def _json_lines(
+        self, stream: BinaryIO, options: ConvertOptions, first_line: int = 1
+    ) -> Iterator[tuple[Item, bool]]:
+        for number, line in iter_lines(stream, first_line=first_line):
             locator = f"line {number}"
             obj, problem = parse_line(line)
             if problem:
@@ -93,6 +110,23 @@ class TelethonJsonConverter:
                 raise ijson.IncompleteJSONError("unexpected end of input")
         except ijson.JSONError as exc:
             raise broken_json(source, exc, "re-run the dump, or check that the copy of the file completed") from None
+
+
+def splits_in_lines(head: bytes) -> bool:
+    """Is a file that starts with `head` read as JSON lines, its first line a Telethon object?
+
+    Then every line is an item of its own, with no state carried from line to line, and the
+    file can be cut after any new line (`linesplit`). `iter_items` picks JSON lines from the
+    same first line.
+    """
+    peeked = PeekReader(io.BytesIO(head)).peek_first_line().rstrip()  # what iter_items decides on
+    if peeked.startswith(b"[") or peeked.endswith((b"{", b"[", b",")):
+        return False
+    first, newline, _ = head.lstrip(BOM + WHITESPACE).partition(b"\n")
+    if not newline:
+        return False
+    obj, problem = parse_line(first)
+    return problem is None and bool(tl_name(unwrap(obj)[0]))
 
 
 def _not_telethon(source: SourceRef, seen: int) -> InputError:
