@@ -168,3 +168,16 @@ def test_a_range_numbers_its_lines_like_the_whole_file(tmp_path) -> None:
         pieces += [(i.locator, i.problems) for i in items]
     assert pieces == whole
     assert json.dumps(pieces)  # plain data
+
+
+def test_split_json_lines_pseudonymized_equal_jobs_one(tmp_path, monkeypatch) -> None:
+    """Keyed pseudonyms do not depend on which worker computes them."""
+    from exporter import pseudonymize as pz
+
+    src = dump(tmp_path, rounds=4)
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
+    spec = pz.PseudonymizeSpec(bytes(range(32)))
+    one = run(tmp_path, src, "one", 1, pseudonymize=spec)
+    two = run(tmp_path, src, "two", 2, pseudonymize=spec)
+    assert "finalize" in two["stages"][0]
+    assert two["outputs"] == one["outputs"]
