@@ -142,8 +142,9 @@ def expected_tasks(planned: list[Any], jobs: int) -> int:
     """How many tasks the inputs may become (to size the worker pool)."""
     total = 0
     for item in planned:
-        splits = item.fmt in (FAST_FORMAT, *LINE_FORMATS)
-        chunk = splitting.range_bytes(item.unit.size, jobs) if splits else None
+        chunk = splitting.range_bytes(item.unit.size, jobs)
+        if chunk is not None and not (item.fmt == FAST_FORMAT or line_input(item.fmt, item.unit)):
+            chunk = None  # (a Telethon array or pretty-printed file is read by one task)
         total += 1 if chunk is None else -(-item.unit.size // chunk)
     return total
 

@@ -181,3 +181,21 @@ def test_split_json_lines_pseudonymized_equal_jobs_one(tmp_path, monkeypatch) ->
     two = run(tmp_path, src, "two", 2, pseudonymize=spec)
     assert "finalize" in two["stages"][0]
     assert two["outputs"] == one["outputs"]
+
+
+def test_pool_is_sized_for_the_ranges_only_when_the_file_splits(tmp_path, monkeypatch) -> None:
+    """A big Telethon file that is not JSON lines is one task: no pool of idle workers for it."""
+    from functools import partial
+
+    from exporter.pipeline import Planned
+    from exporter.ranged import expected_tasks
+    from exporter.sources import InputUnit
+
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
+    lines = dump(tmp_path, rounds=3)
+    array = tmp_path / "in" / "array.json"
+    array.write_bytes(b"[" + b",\n".join(line for line in lines.read_bytes().splitlines() if line.strip()) + b"]\n")
+    for path, split in ((lines, True), (array, False)):
+        unit = InputUnit(str(path), partial(open, path, "rb"), path.stat().st_size, path=str(path))
+        planned = [Planned(unit, "telethon-json", "0" * 64)]
+        assert (expected_tasks(planned, 2) > 1) is split
