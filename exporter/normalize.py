@@ -6,9 +6,11 @@ Offsets in records are Unicode code points of the record's `text` (Python `len`)
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cache
 from typing import Any
 
 from .schema import field_names, load_schema
@@ -42,15 +44,21 @@ COUNT_RE = re.compile(r"^\s*([0-9]+(?:[.,][0-9]+)?)\s*([KkMmBb]?)\s*$")
 COUNT_SCALE = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 
 
+LIST_FIELDS = ("entities", "hashtags", "mentions", "urls", "reactions")
+
+
 def empty_record() -> dict[str, Any]:
-    """A record with every schema field set to its 'not provided' value."""
-    rec: dict[str, Any] = dict.fromkeys(field_names())
-    for key in ("entities", "hashtags", "mentions", "urls", "reactions"):
+    """A record with every schema field set to its 'not provided' value (fresh lists each)."""
+    rec = _empty_template().copy()
+    for key in LIST_FIELDS:
         rec[key] = []
-    rec["text"] = ""
-    rec["counts_rounded"] = False
-    rec["content_omitted"] = False
-    rec["kind"] = "message"
+    return rec
+
+
+@cache
+def _empty_template() -> dict[str, Any]:
+    rec: dict[str, Any] = dict.fromkeys(field_names())
+    rec.update(text="", counts_rounded=False, content_omitted=False, kind="message")
     return rec
 
 
@@ -60,6 +68,8 @@ def empty_record() -> dict[str, Any]:
 def iso_utc(moment: datetime) -> str:
     """RFC 3339 UTC string with `Z`; microseconds only when non-zero."""
     moment = moment.astimezone(UTC)
+    if moment.year >= 1000:  # isoformat pads years below 1000, which strftime's %Y does not
+        return moment.replace(tzinfo=None).isoformat() + "Z"
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -134,23 +144,44 @@ def numeric_id(value: Any) -> str | None:
 
 
 def utf16_to_codepoints(text: str, offset: int, length: int) -> tuple[int, int]:
-    """Convert an (offset, length) pair in UTF-16 code units to code points of `text`."""
-    if text.isascii() or all(ord(ch) < 0x10000 for ch in text):
+    """Convert an (offset, length) pair in UTF-16 code units to code points of `text`.
+
+    A position is the first code point at or after that many UTF-16 units (an offset inside a
+    surrogate pair moves past it); positions beyond the text are its end.
+    """
+    astral = _astral_positions(text)
+    if not astral:  # no surrogate pairs: the same numbers
         return offset, length
-    units = 0
-    start = end = None
-    for index, char in enumerate(text):
-        if start is None and units >= offset:
-            start = index
-        if units >= offset + length:
-            end = index
-            break
-        units += 2 if ord(char) > 0xFFFF else 1
-    if start is None:
+    start, end = _codepoint_at(astral, len(text), offset), _codepoint_at(astral, len(text), offset + length)
+    if start > end:  # a negative length: the end was reached first, the start never (as it was)
         start = len(text)
-    if end is None:
-        end = len(text)
     return start, max(0, end - start)
+
+
+_ASTRAL_RE = re.compile("[\U00010000-\U0010ffff]")
+_LAST_ASTRAL: tuple[str | None, list[int]] = (None, [])  # the last text's (its entities come in a row)
+
+
+def _astral_positions(text: str) -> list[int]:
+    """Code point indexes of the characters outside the BMP (two UTF-16 units each)."""
+    global _LAST_ASTRAL
+    last_text, positions = _LAST_ASTRAL  # one read: a consistent pair, whichever thread wrote it
+    if last_text is not text:
+        positions = [] if text.isascii() else [m.start() for m in _ASTRAL_RE.finditer(text)]
+        _LAST_ASTRAL = (text, positions)
+    return positions
+
+
+def _codepoint_at(astral: list[int], size: int, units: int) -> int:
+    """The smallest index i <= size with i + (astral characters before i) >= units, else size."""
+    low, high = 0, size
+    while low < high:  # UTF-16 units before index i grow with i: bisect on them
+        middle = (low + high) // 2
+        if middle + bisect.bisect_left(astral, middle) >= units:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def absolute_url(url: str) -> str:

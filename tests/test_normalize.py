@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import UTC, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -77,3 +78,57 @@ def test_vectorized_absolute_urls_equal_normalize(links: list[str]) -> None:
     links += ["https://x.y/z ", "http://x\u00a0", "https://x\x1c", "a://", "https://x.y/z", None]
     want = [None if link is None else norm.absolute_url(link) for link in links]
     assert absolute_urls(pa.array(links, pa.string())).to_pylist() == want
+
+
+def _utf16_reference(text, offset, length):
+    """UTF-16 (offset, length) -> code points, unit by unit (the plain definition; text without
+    surrogate pairs: the numbers as they are, not clamped to the text)."""
+    if all(ord(char) < 0x10000 for char in text):
+        return offset, length
+    units, start, end = 0, None, None
+    for index, char in enumerate(text):
+        if start is None and units >= offset:
+            start = index
+        if units >= offset + length:
+            end = index
+            break
+        units += 2 if ord(char) > 0xFFFF else 1
+    start = len(text) if start is None else start
+    end = len(text) if end is None else end
+    return start, max(0, end - start)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(["a", "я", "é", "\uffff", "👍", "\U0001f600", "\U00010000", " "]), max_size=14
+    ),
+    offset=st.integers(-3, 32),
+    length=st.integers(-3, 32),
+)
+def test_utf16_offsets_match_the_unit_by_unit_definition(text, offset, length):
+    from exporter.normalize import utf16_to_codepoints
+
+    assert utf16_to_codepoints(text, offset, length) == _utf16_reference(text, offset, length)
+
+
+def test_empty_records_share_no_list_and_hold_every_field():
+    from exporter.schema import field_names
+
+    first, second = norm.empty_record(), norm.empty_record()
+    assert tuple(first) == field_names() and first == second
+    for key in norm.LIST_FIELDS:
+        first[key].append("x")
+        assert second[key] == [] and norm.empty_record()[key] == []
+    first["text"] = "changed"
+    assert norm.empty_record()["text"] == ""
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    moment=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])),
+)
+def test_iso_utc_is_the_strftime_form(moment):
+    utc = moment.astimezone(UTC)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    assert norm.iso_utc(moment) == utc.strftime(fmt)
