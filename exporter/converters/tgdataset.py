@@ -67,6 +67,7 @@ EXTENSION_TYPES = {
 MARKDOWN_DELIMITERS = {"```": "pre", "**": "bold", "__": "italic", "~~": "strikethrough", "`": "code"}
 DELIMITER_RE = re.compile(r"```|\*\*|__|~~|`")
 LINK_RE = re.compile(r"\[([\S\s]+?)\]\((.+?)\)")
+SPECIAL_RE = re.compile(r"[`*_~\[]")  # the first characters of DELIMITER_RE and LINK_RE
 MENTION_LINK_RE = re.compile(r"^tg://user\?id=([0-9]+)$")
 EMOJI_LINK_RE = re.compile(r"^emoji/([0-9]+)$")
 
@@ -243,6 +244,10 @@ def unmarkdown(message: str) -> tuple[str, list[dict]]:
     found: list[dict] = []
     i = 0
     while i < len(message):
+        special = SPECIAL_RE.search(message, i)  # markup starts only at these characters
+        if special is None:
+            break
+        i = special.start()
         match = DELIMITER_RE.match(message, i)
         if match:
             delim = match.group()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from golden import FIXTURES, check_golden
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from kit import ODD_VALUES, Trickle, paths, replaced
 
@@ -139,3 +141,50 @@ def test_odd_value_types_never_raise_anything_but_input_error(path: Path) -> Non
         for odd in ODD_VALUES:
             with contextlib.suppress(InputError):
                 convert(json.dumps(replaced(document, where, odd)).encode())
+
+
+def _unmarkdown_reference(message):
+    """`unmarkdown` trying the markup at every character (the loop before the skip-ahead)."""
+    from exporter.converters.tgdataset import (
+        DELIMITER_RE,
+        LINK_RE,
+        MARKDOWN_DELIMITERS,
+        _link_entity,
+        _shrink,
+    )
+    from exporter.normalize import make_entity
+
+    found, i = [], 0
+    while i < len(message):
+        match = DELIMITER_RE.match(message, i)
+        if match:
+            delim = match.group()
+            end = message.find(delim, i + len(delim) + 1)
+            if end != -1:
+                message = message[:i] + message[i + len(delim) : end] + message[end + len(delim) :]
+                _shrink(found, i, len(delim), both_sides=True)
+                kind = MARKDOWN_DELIMITERS[delim]
+                found.append(make_entity(kind, i, end - i - len(delim)))
+                if kind in ("code", "pre"):
+                    i = end - len(delim)
+                continue
+        else:
+            link = LINK_RE.match(message, i)
+            if link:
+                label = link.group(1)
+                message = message[:i] + label + message[link.end() :]
+                _shrink(found, i, link.end() - i - len(label), both_sides=False)
+                found.append(_link_entity(i, len(label), link.group(2)))
+                i += len(label)
+                continue
+        i += 1
+    return message, sorted(found, key=lambda e: e["offset"])
+
+
+MARKUP = ["**", "__", "~~", "`", "```", "[", "]", "(", ")", "*", "_", "~", "a", "б", " ", "\n", "👍", "[a](b)"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from([*MARKUP, "tg://user?id=1", "emoji/5"]), max_size=16).map("".join))
+def test_unmarkdown_skips_only_characters_no_markup_starts_with(message):
+    assert unmarkdown(message) == _unmarkdown_reference(message)
