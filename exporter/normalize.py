@@ -69,7 +69,7 @@ def iso_utc(moment: datetime) -> str:
     """RFC 3339 UTC string with `Z`; microseconds only when non-zero."""
     moment = moment.astimezone(UTC)
     if moment.year >= 1000:  # isoformat pads years below 1000, which strftime's %Y does not
-        return moment.replace(tzinfo=None).isoformat() + "Z"
+        return moment.isoformat()[:-6] + "Z"  # without its "+00:00"
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
