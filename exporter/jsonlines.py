@@ -72,9 +72,14 @@ def iter_lines(stream: BinaryIO, chunk_size: int = 1 << 20, first_line: int = 1)
         while (end := chunk.find(b"\n", start)) != -1:
             number += 1
             if not overflow:
-                line += chunk[start:end]
-                if line.strip(WHITESPACE):
-                    yield number, _without_bom(bytes(line), number)
+                if line:  # the line began in an earlier chunk
+                    line += chunk[start:end]
+                    whole = bytes(line)
+                    line.clear()
+                else:
+                    whole = chunk[start:end]
+                if whole[:1] not in _BLANK_STARTS or whole.strip(WHITESPACE):  # (no copy for "{…")
+                    yield number, _without_bom(whole, number)
             line.clear()
             overflow, start = False, end + 1
         if not overflow:
@@ -85,6 +90,9 @@ def iter_lines(stream: BinaryIO, chunk_size: int = 1 << 20, first_line: int = 1)
                 overflow = True
     if line.strip(WHITESPACE) and not overflow:
         yield number + 1, _without_bom(bytes(line), number + 1)
+
+
+_BLANK_STARTS = frozenset([b""] + [bytes([c]) for c in WHITESPACE])
 
 
 def _without_bom(line: bytes, number: int) -> bytes:
