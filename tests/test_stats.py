@@ -166,3 +166,19 @@ def test_null_shares_read_only_the_nullable_columns_yet_match_a_full_read(tmp_pa
     (chat,) = coverage(root)["chats"]
     assert chat["null_share"] == {name: share for name, share in sorted(whole.items()) if share}
     assert {"media", "poll", "edit_date"} <= set(chat["null_share"])
+
+
+def test_report_reads_files_ahead_in_order_and_equals_one_at_a_time(tmp_path, monkeypatch):
+    """Files read on threads are folded in manifest order: the report is the serial one."""
+    from exporter import coverage as cov
+
+    msgs = [message(i, START + i * DAY * 7) for i in range(1, 200)]  # many monthly partitions
+    src = write_export(tmp_path / "result.json", msgs)
+    convert(ConvertRequest(inputs=[str(src)], output=tmp_path / "ds"))
+    paths = sorted((tmp_path / "ds" / "posts").rglob("*.parquet"))
+    assert len(paths) > 10
+    ahead = [t.column("post_id").to_pylist() for t in cov._read_ahead(paths, ["post_id"])]
+    assert ahead == [cov.read_data_file(p, ["post_id"]).column("post_id").to_pylist() for p in paths]
+    threaded = coverage(tmp_path / "ds")
+    monkeypatch.setattr(cov, "READ_AHEAD", 1)
+    assert coverage(tmp_path / "ds") == threaded
