@@ -10,28 +10,13 @@ from hypothesis import strategies as st
 from exporter import jsonlines
 
 
-def _iter_lines_reference(stream, chunk_size, max_line):
-    """Lines by the plain definition: split at new lines, blank ones dropped, BOM off line 1,
-    a line past `max_line` bytes cut there and the rest of it dropped."""
-    number, line, overflow = 0, bytearray(), False
-    while chunk := stream.read(chunk_size):
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            number += 1
-            if not overflow:
-                line += chunk[start:end]
-                if line.strip(b" \t\r\n"):
-                    yield number, bytes(line[3:] if number == 1 and line.startswith(b"\xef\xbb\xbf") else line)
-            line.clear()
-            overflow, start = False, end + 1
-        if not overflow:
-            line += chunk[start:]
-            if len(line) > max_line:
-                yield number + 1, bytes(line[:max_line])
-                line.clear()
-                overflow = True
-    if line.strip(b" \t\r\n") and not overflow:
-        yield number + 1, bytes(line[3:] if number == 0 and line.startswith(b"\xef\xbb\xbf") else line)
+def _lines(data: bytes) -> list[tuple[int, bytes]]:
+    """The plain definition: split at new lines, blank ones dropped, a BOM taken off line 1."""
+    out = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if line.strip(b" \t\r\n"):
+            out.append((number, line[3:] if number == 1 and line.startswith(b"\xef\xbb\xbf") else line))
+    return out
 
 
 @settings(max_examples=500, deadline=None)
@@ -40,13 +25,22 @@ def _iter_lines_reference(stream, chunk_size, max_line):
         st.sampled_from([b"{}", b"\n", b" ", b"\r", b"\t", b"ab", b"\xef\xbb\xbf", b"x" * 9]), max_size=30
     ).map(b"".join),
     chunk=st.integers(1, 16),
-    max_line=st.integers(4, 40),
+    first=st.integers(1, 5),
 )
-def test_iter_lines_matches_the_plain_definition(data, chunk, max_line):
+def test_iter_lines_matches_the_plain_definition(data, chunk, first):
+    """Whatever the chunks the stream comes in; numbered from `first_line` (ranges, linesplit)."""
+    got = list(jsonlines.iter_lines(io.BytesIO(data), chunk_size=chunk, first_line=first))
+    # A stream that starts at a later line of the file has no BOM to take off.
+    shifted = [(number + first - 2, line) for number, line in _lines(b"\n" + data)]
+    want = _lines(data) if first == 1 else shifted
+    assert got == want
+
+
+def test_a_line_past_max_line_is_cut_where_a_chunk_ends():
     saved = jsonlines.MAX_LINE
-    jsonlines.MAX_LINE = max_line
+    jsonlines.MAX_LINE = 8
     try:
-        got = list(jsonlines.iter_lines(io.BytesIO(data), chunk_size=chunk))
+        got = list(jsonlines.iter_lines(io.BytesIO(b"{}\n" + b"y" * 20 + b"\n{1}\n"), chunk_size=4))
     finally:
         jsonlines.MAX_LINE = saved
-    assert got == list(_iter_lines_reference(io.BytesIO(data), chunk, max_line))
+    assert got == [(1, b"{}"), (2, b"y" * 8), (3, b"{1}")]
