@@ -153,16 +153,19 @@ def partition_label(values: dict[str, Any]) -> str:
 class KeyCheck:
     """Tells the merge step whether a task's rows can share a record key, in O(chats) memory.
 
-    Telegram exports list a chat's messages by ascending id, so the check is: per chat id, every
-    post id is greater than the one before it, in the order the rows arrive. Then no two rows
-    share (chat id, post id). Any step back, a row with a username (which the merge joins to
-    chat ids), or a missing post id makes `summary()["unique"]` False: the merge step then runs
-    as before, so the check can only skip work that has nothing to do.
+    Telegram exports list a chat's messages by ascending id, Telethon dumps (`iter_messages`) by
+    descending id, so the check is: per chat id, the post ids run strictly one way, in the order
+    the rows arrive. Then no two rows share (chat id, post id). Any turn, a row that knows its
+    chat only by username (which the merge joins to chat ids), or a missing post id makes
+    `summary()["unique"]` False: the merge step then runs as before, so the check can only skip
+    work that has nothing to do.
     """
 
     def __init__(self) -> None:
-        self.spans: dict[int, tuple[int, int]] = {}  # chat id -> (first, last) post id, in order
-        self.ascending = True
+        # chat id -> (first, last) post id in arrival order, and the way they run (1 up, -1 down,
+        # 0 a single id so far)
+        self.spans: dict[int, tuple[int, int, int]] = {}
+        self.ascending = True  # "monotonic": strictly one way per chat (the name is the summary's)
         self.usernames = False
 
     @property
@@ -184,24 +187,41 @@ class KeyCheck:
         posts = pc.fill_null(post, 0).to_numpy()[keep]
         for chat_id in np.unique(ids).tolist():
             mine = posts[ids == chat_id]
-            self._extend(chat_id, int(mine[0]), int(mine[-1]), bool(np.all(mine[1:] > mine[:-1])))
+            self._extend(chat_id, int(mine[0]), int(mine[-1]), _direction(mine))
 
-    def _extend(self, chat_id: int, first: int, last: int, ascending: bool) -> None:
+    def _extend(self, chat_id: int, first: int, last: int, way: int | None) -> None:
+        """Rows `first`..`last` of a chat that run `way` (None: not strictly one way)."""
         span = self.spans.get(chat_id)
-        if not ascending or (span is not None and first <= span[1]):
+        if span is not None:
+            step = 1 if first > span[1] else -1 if first < span[1] else None
+            ways = {w for w in (span[2], step, way) if w}
+            way = None if step is None or way is None or len(ways) > 1 else (ways.pop() if ways else 0)
+            first = span[0]
+        if way is None:
             self.ascending = False
-        self.spans[chat_id] = (span[0] if span else first, last)
+            way = 0
+        self.spans[chat_id] = (first, last, way)
 
     def join(self, later: KeyCheck) -> None:
         """Add what `later` saw (rows that came after these, e.g. the next range of an input)."""
         self.usernames = self.usernames or later.usernames
         self.ascending = self.ascending and later.ascending
-        for chat_id, (first, last) in later.spans.items():
-            self._extend(chat_id, first, last, True)
+        for chat_id, (first, last, way) in later.spans.items():
+            self._extend(chat_id, first, last, way)
 
     def summary(self) -> dict[str, Any]:
         unique = self.ascending and not self.usernames
         return {"chats": sorted(self.spans), "unique": unique, "usernames": self.usernames}
+
+
+def _direction(posts: np.ndarray) -> int | None:
+    """1 if strictly ascending, -1 if strictly descending, 0 for one id, else None."""
+    if len(posts) < 2:
+        return 0
+    steps = np.diff(posts)
+    if (steps > 0).all():
+        return 1
+    return -1 if (steps < 0).all() else None
 
 
 def merge_needed(summaries: list[dict[str, Any] | None]) -> bool:

@@ -201,3 +201,46 @@ def test_write_budget_lets_small_partitions_overlap_and_big_ones_run_alone() -> 
     first.join(5)
     big.join(5)
     assert order == ["a+", "a-", "big+", "big-"] and budget.used == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from([5, 6, None]), st.integers(1, 12)), min_size=1, max_size=6),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from(["as drawn", "ascending", "descending"]),
+    st.integers(1, 3),
+)
+def test_key_check_says_unique_only_for_unique_keys_and_for_ids_running_either_way(batches, order, cut) -> None:
+    """Sound: "unique" never hides a repeated (chat id, post id). Complete enough: ids that run
+    strictly up (Desktop exports) or down (Telethon dumps) per chat, in any batches, are unique."""
+    from exporter.arrowbuild import KeyCheck
+
+    rows = [row for batch in batches for row in batch]
+    if order != "as drawn":  # distinct ids per chat, strictly one way
+        seen: set = set()
+        rows = [r for r in rows if not (r in seen or seen.add(r))]
+        rows.sort(key=lambda r: r[1], reverse=order == "descending")
+    check, whole = KeyCheck(), KeyCheck()
+    for start in range(0, len(rows), cut):
+        part = rows[start : start + cut]
+        table = records_to_table([{**record(p, 1, "x"), "chat_id": c} for c, p in part])
+        check.add(table)
+    if rows:
+        whole.add(records_to_table([{**record(p, 1, "x"), "chat_id": c} for c, p in rows]))
+    keys = [r for r in rows if r[0] is not None]
+    unique = check.summary()["unique"]
+    if len(set(keys)) != len(keys):
+        assert not unique
+    if order != "as drawn":
+        assert unique and whole.summary()["unique"]
+    split = KeyCheck()
+    halves = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
+    for half in halves:  # ranges of an input: each checked alone, then joined in order
+        part = KeyCheck()
+        if half:
+            part.add(records_to_table([{**record(p, 1, "x"), "chat_id": c} for c, p in half]))
+        split.join(part)
+    assert split.summary()["unique"] == whole.summary()["unique"] or not rows
