@@ -165,7 +165,7 @@ class KeyCheck:
         # chat id -> (first, last) post id in arrival order, and the way they run (1 up, -1 down,
         # 0 a single id so far)
         self.spans: dict[int, tuple[int, int, int]] = {}
-        self.ascending = True  # "monotonic": strictly one way per chat (the name is the summary's)
+        self.monotonic = True  # post ids strictly one way per chat, so far
         self.usernames = False
 
     @property
@@ -179,7 +179,7 @@ class KeyCheck:
             self.usernames = True
         chat, post = table.column("chat_id"), table.column("post_id")
         if post.null_count:
-            self.ascending = False
+            self.monotonic = False
         keep = to_numpy(chat.is_valid())
         if not keep.any():
             return  # no chat id and no username: no key, never merged
@@ -198,19 +198,19 @@ class KeyCheck:
             way = None if step is None or way is None or len(ways) > 1 else (ways.pop() if ways else 0)
             first = span[0]
         if way is None:
-            self.ascending = False
+            self.monotonic = False
             way = 0
         self.spans[chat_id] = (first, last, way)
 
     def join(self, later: KeyCheck) -> None:
         """Add what `later` saw (rows that came after these, e.g. the next range of an input)."""
         self.usernames = self.usernames or later.usernames
-        self.ascending = self.ascending and later.ascending
+        self.monotonic = self.monotonic and later.monotonic
         for chat_id, (first, last, way) in later.spans.items():
             self._extend(chat_id, first, last, way)
 
     def summary(self) -> dict[str, Any]:
-        unique = self.ascending and not self.usernames
+        unique = self.monotonic and not self.usernames
         return {"chats": sorted(self.spans), "unique": unique, "usernames": self.usernames}
 
 

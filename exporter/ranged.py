@@ -78,9 +78,14 @@ def fast_path_input(fmt: str, unit: Any, pseudonymize: Any = None) -> bool:
         return False
     try:
         with unit.open() as stream:
-            return isinstance(stream, io.BufferedReader) and Path(stream.name).is_file()
+            return _plain_file(stream)
     except (OSError, AttributeError, TypeError):
         return False
+
+
+def _plain_file(stream: Any) -> bool:
+    """A local file opened as is (not an archive member, a decompressed or a remote stream)."""
+    return isinstance(stream, io.BufferedReader) and Path(stream.name).is_file()
 
 
 HEAD_BYTES = 8 << 20
@@ -93,9 +98,7 @@ def line_input(fmt: str, unit: Any) -> bool:
         return False
     try:
         with unit.open() as stream:
-            if not (isinstance(stream, io.BufferedReader) and Path(stream.name).is_file()):
-                return False
-            return splits_in_lines(stream.read(1 << 20))
+            return _plain_file(stream) and splits_in_lines(stream.read(1 << 20))
     except (OSError, AttributeError, TypeError):
         return False
 
