@@ -9,7 +9,10 @@ partition's rows, in arrival order, stable-sorted by chat and post id — the sa
 writing everything at the end (stable_sort(sorted(A) + B) == stable_sort(A + B)).
 
 Memory: the open partitions, bounded by `budget` bytes; beyond it the oldest open rows go to an
-Arrow IPC spill (`spill.PartitionSpill`) and are joined back, in order, when written.
+Arrow IPC spill (`spill.PartitionSpill`) and are joined back, in order, when written. Open rows
+are slices that share their batch's buffers, so what they cost is the whole batches they hold:
+a batch split into many partitions (a TGDataset file of many channels, each going through every
+month) stays in memory as long as any of its slices is open, and is counted whole.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def write_partition(
 class _Open:
     values: dict[str, Any]
     tables: list[pa.Table] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # the batch each table is a slice of
     nbytes: int = 0
 
 
@@ -110,6 +114,9 @@ class PartitionSink:
         self._late = PartitionSpill(work / "late", partition_by)
         self.keys = KeyCheck()
         self.rewrites = 0
+        self._batches = 0
+        self._held: dict[int, list[int]] = {}  # batch number -> [its buffers' bytes, open slices], oldest first
+        self.held_bytes = 0
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -117,6 +124,8 @@ class PartitionSink:
         self.keys.add(table)
         touched = set()
         row_bytes = table.nbytes / table.num_rows  # once per batch, not per slice
+        self._batches += 1
+        batch, batch_bytes = self._batches, table.get_total_buffer_size()
         for key, values, part in group_slices(table, partition_columns(table, self.partition_by)):
             touched.add(key)
             self._values[key] = values
@@ -126,24 +135,44 @@ class PartitionSink:
                 continue
             entry = self._open.setdefault(key, _Open(values))
             entry.tables.append(part)
+            entry.batches.append(batch)
             entry.nbytes += int(part.num_rows * row_bytes)
+            self._hold(batch, batch_bytes)
         for key in [k for k in self._open if k not in touched]:
             self._write(key) if self.eager else self._spill(key)
         self._limit_memory()
 
+    def _hold(self, batch: int, nbytes: int) -> None:
+        held = self._held.get(batch)
+        if held is None:
+            self._held[batch] = [nbytes, 1]
+            self.held_bytes += nbytes
+        else:
+            held[1] += 1
+
+    def _release(self, entry: _Open) -> None:
+        """The entry's tables are let go: batches no open slice holds any more are freed."""
+        for batch in entry.batches:
+            held = self._held[batch]
+            held[1] -= 1
+            if not held[1]:
+                del self._held[batch]
+                self.held_bytes -= held[0]
+        entry.tables, entry.batches, entry.nbytes = [], [], 0
+
     def _spill(self, key: tuple) -> None:
         entry = self._open[key]
-        for part in entry.tables:
-            self._overflow.add_slice(key, entry.values, part)
-        entry.tables, entry.nbytes = [], 0
+        if entry.tables:  # one spill file for all of them (zero-copy: one IPC batch per slice)
+            tables = entry.tables
+            self._overflow.add_slice(key, entry.values, pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+        self._release(entry)
 
     def _limit_memory(self) -> None:
-        total = sum(e.nbytes for e in self._open.values())
-        for key in sorted(self._open, key=lambda k: -self._open[k].nbytes):
-            if total <= self.budget:
-                return
-            total -= self._open[key].nbytes
-            self._spill(key)
+        """Spill the partitions that hold the oldest batch until the batches held fit the budget."""
+        while self.held_bytes > self.budget and self._held:
+            oldest = next(iter(self._held))
+            for key in [k for k, e in self._open.items() if oldest in e.batches]:
+                self._spill(key)
 
     def _rows_of(self, key: tuple) -> tuple[list[pa.Table], int | None]:
         """The partition's rows in arrival order, and their size when known without a walk."""
@@ -151,7 +180,9 @@ class PartitionSink:
         entry = self._open.pop(key, None)
         if entry is None:
             return tables, None
-        return tables + entry.tables, None if tables else entry.nbytes
+        open_tables, nbytes = entry.tables, entry.nbytes
+        self._release(entry)
+        return tables + open_tables, None if tables else nbytes
 
     def _write(self, key: tuple, tables: list[pa.Table] | None = None) -> None:
         nbytes = None
@@ -196,6 +227,8 @@ class PartitionSink:
             (self.job.root / written.path).unlink(missing_ok=True)
         self._written.clear()
         self._open.clear()
+        self._held.clear()
+        self.held_bytes = 0
 
     def key_check(self) -> KeyCheck:
         return self.keys

@@ -244,3 +244,31 @@ def test_key_check_says_unique_only_for_unique_keys_and_for_ids_running_either_w
             part.add(records_to_table([{**record(p, 1, "x"), "chat_id": c} for c, p in half]))
         split.join(part)
     assert split.summary()["unique"] == whole.summary()["unique"] or not rows
+
+
+def test_batches_split_into_many_partitions_are_not_held_beyond_the_budget(tmp_path) -> None:
+    """Open rows are slices that keep their whole batch alive. A batch that goes to many partitions
+    (a TGDataset file of many channels, each going through every month) must count whole, so the
+    Arrow memory held stays within the budget however long the input is."""
+    rng = random.Random(5)
+    batches = [
+        records_to_table([record(b * 1000 + i, 1 + (i % 12), "x" * rng.randint(200, 400)) for i in range(240)])
+        for b in range(40)
+    ]
+    batch_bytes = max(t.get_total_buffer_size() for t in batches)
+    budget = 3 * batch_bytes
+    root = tmp_path / "sink"
+    root.mkdir()
+    sink = PartitionSink(
+        writers.get("parquet"), WriteJob(root, "part-x", FOOTER), ("year", "month"), root / ".w", budget
+    )
+    start, peak = pa.total_allocated_bytes(), 0
+    for batch in batches:
+        sink.add(batch)
+        assert sink.held_bytes <= budget
+        peak = max(peak, pa.total_allocated_bytes() - start)
+    del batch
+    assert peak <= budget + 2 * batch_bytes, (peak, batch_bytes)
+    sink.close()
+    want = reference(tmp_path / "ref", pa.concat_tables(batches), ("year", "month"), "parquet")
+    assert {k: v for k, v in digests(root).items() if k.startswith("posts/")} == want
