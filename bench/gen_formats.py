@@ -3,9 +3,11 @@
 For measuring the per-record formats (docs/performance.md, "Other formats"): the texts, entities,
 dates and media of `gen_tdesktop.py`'s messages, written the way Telethon's `to_json()` and the
 TGDataset crawler write them (formats.md §3.1, §3.5). `--replicas N` repeats the messages N
-times with fresh ids, for big files without a big JSON document in memory.
+times with fresh ids, for big files without a big JSON document in memory. `--channels K` deals
+the TGDataset messages into K channels in turn (a real TGDataset file holds ~1,000 channels).
 
     python bench/gen_formats.py bench/data/tdesktop_100000.json --replicas 10 --out bench/data
+    python bench/gen_formats.py bench/data/tdesktop_100000.json --replicas 10 --channels 100
 """
 
 from __future__ import annotations
@@ -132,38 +134,52 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("export", type=Path, help="a Desktop export from gen_tdesktop.py (one chat)")
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench/data"))
+    parser.add_argument("--channels", type=int, default=1, help="channels of the TGDataset file")
     args = parser.parse_args(argv)
     doc = json.loads(args.export.read_bytes())
     channel, messages = doc["id"], [m for m in doc["messages"] if m.get("type") == "message"]
     args.out.mkdir(parents=True, exist_ok=True)
     count = len(messages) * args.replicas
+    if args.channels > 1:
+        tgdataset(args, doc, channel, messages, count)
+        return
     with open(args.out / f"telethon_{count}.jsonl", "wb") as out:
         for replica in range(args.replicas):
             for m in messages:
                 out.write(orjson.dumps(telethon(m, channel, m["id"] + replica * ID_STEP)) + b"\n")
-    texts: dict[str, Any] = {}
-    media: dict[str, Any] = {}
+    tgdataset(args, doc, channel, messages, count)
+    print(f"{count} messages: telethon_{count}.jsonl")
+
+
+def tgdataset(args: argparse.Namespace, doc: dict[str, Any], channel: int, messages: list, count: int) -> None:
+    """The TGDataset file: the messages dealt into `args.channels` channels in turn."""
+    channels = [({}, {}) for _ in range(args.channels)]
     for replica in range(args.replicas):
-        for m in messages:
+        for number, m in enumerate(messages):
             key = str(m["id"] + replica * ID_STEP)
+            texts, media = channels[(replica * len(messages) + number) % args.channels]
             text_entry, media_entry = tgdataset_entries(m)
             if text_entry is not None:
                 texts[key] = text_entry
             if media_entry is not None:
                 media[key] = media_entry
-    channel_doc = {
-        "creation_date": 1451616704.0,
-        "username": "benchchannel",
-        "title": doc["name"],
-        "description": "",
-        "scam": False,
-        "verified": False,
-        "n_subscribers": 12345,
-        "text_messages": texts,
-        "generic_media": media,
-    }
-    (args.out / f"tgdataset_{count}.json").write_bytes(orjson.dumps({str(channel): channel_doc}))
-    print(f"{count} messages: telethon_{count}.jsonl, tgdataset_{count}.json ({len(texts)} text, {len(media)} media)")
+    root = {}
+    for k, (texts, media) in enumerate(channels):
+        root[str(channel + k)] = {
+            "creation_date": 1451616704.0,
+            "username": "benchchannel" if args.channels == 1 else f"benchchannel{k}",
+            "title": doc["name"],
+            "description": "",
+            "scam": False,
+            "verified": False,
+            "n_subscribers": 12345,
+            "text_messages": texts,
+            "generic_media": media,
+        }
+    name = f"tgdataset_{count}.json" if args.channels == 1 else f"tgdataset_{count}_c{args.channels}.json"
+    (args.out / name).write_bytes(orjson.dumps(root))
+    texts_total = sum(len(t) for t, _ in channels)
+    print(f"{count} messages: {name} ({texts_total} text, {sum(len(m) for _, m in channels)} media)")
 
 
 if __name__ == "__main__":

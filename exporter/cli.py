@@ -108,7 +108,7 @@ def main() -> None:
     type=click.IntRange(min=1),
     default=None,
     help="Workers (default: all cores): threads for Telegram Desktop JSON, else processes. "
-    "Big Desktop JSON and Telethon JSON-lines files are split between them.",
+    "Big Desktop JSON, Telethon JSON-lines and TGDataset files are split between them.",
 )
 @click.option(
     "--scheduler",

@@ -13,7 +13,8 @@ If anything in any range needs the per-record path (an abort, a layout surprise,
 could not be made), the whole input is converted by `run_task` instead.
 
 Big JSON-lines files of Telethon messages are split the same way (`linesplit`: ranges of whole
-lines); their ranges go through the per-record converter, on a process pool.
+lines), and big TGDataset files too (`channelsplit`: ranges of whole channels); their ranges go
+through the per-record converter, on a process pool.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import converters, fastpath, linesplit, profile, splitting, writers
+from . import channelsplit, converters, fastpath, linesplit, profile, splitting, writers
 from .arrowbuild import KeyCheck
 from .converters.base import SourceRef
 from .converters.tdesktop_json import Era
@@ -103,11 +104,28 @@ def line_input(fmt: str, unit: Any) -> bool:
         return False
 
 
+CHANNEL_FORMATS = ("tgdataset",)  # one object of channels that carry no state from one to the next
+
+
+def channel_input(fmt: str, unit: Any) -> bool:
+    """A plain local TGDataset file (`channelsplit`: ranges of whole channels)."""
+    if fmt not in CHANNEL_FORMATS:
+        return False
+    try:
+        with unit.open() as stream:
+            return _plain_file(stream) and channelsplit.ROOT_RE.match(stream.read(channelsplit.HEAD_BYTES)) is not None
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
 def _planner(fmt: str, unit: Any, pseudonymize: Any) -> Any:
-    """How the input is cut into ranges (`splitting.plan`, `linesplit.plan_lines`), or None."""
+    """How the input is cut into ranges (`splitting.plan`, `linesplit.plan_lines`,
+    `channelsplit.plan_channels`), or None."""
     if fast_path_input(fmt, unit, pseudonymize):
         return _plan_document
-    return linesplit.plan_lines if line_input(fmt, unit) else None
+    if line_input(fmt, unit):
+        return linesplit.plan_lines
+    return channelsplit.plan_channels if channel_input(fmt, unit) else None
 
 
 def _plan_document(stream: Any, chunk: int) -> Iterator[splitting.Range]:
@@ -146,7 +164,9 @@ def expected_tasks(planned: list[Any], jobs: int) -> int:
     total = 0
     for item in planned:
         chunk = splitting.range_bytes(item.unit.size, jobs)
-        if chunk is not None and not (item.fmt == FAST_FORMAT or line_input(item.fmt, item.unit)):
+        if chunk is not None and not (
+            item.fmt == FAST_FORMAT or line_input(item.fmt, item.unit) or channel_input(item.fmt, item.unit)
+        ):
             chunk = None  # (a Telethon array or pretty-printed file is read by one task)
         total += 1 if chunk is None else -(-item.unit.size // chunk)
     return total
@@ -283,7 +303,7 @@ def _discard(spec: TaskSpec, ranges: list[RangeResult]) -> None:
         shutil.rmtree(_range_work(spec, outcome.part), ignore_errors=True)
 
 
-def run_range(spec: TaskSpec, part: splitting.Range | linesplit.LineRange) -> RangeResult:
+def run_range(spec: TaskSpec, part: splitting.Range | linesplit.LineRange | channelsplit.ChannelRange) -> RangeResult:
     """Convert the messages of one range; its partitions are written under the range's folder."""
     work = _range_work(spec, part.part)
     shutil.rmtree(work, ignore_errors=True)
@@ -295,11 +315,19 @@ def run_range(spec: TaskSpec, part: splitting.Range | linesplit.LineRange) -> Ra
         with _gc_paused():
             if isinstance(part, linesplit.LineRange):
                 _convert_lines(spec, part, result, sink, work)
+            elif isinstance(part, channelsplit.ChannelRange):
+                _convert_channels(spec, part, result, sink, work)
             else:
                 _convert_range(spec, part, result, sink, work)
             sink.close(defer=True)
     except (FastPathAbort, LayoutError) as exc:
         return RangeResult(part.part, aborted=str(exc) or type(exc).__name__)
+    except TgExportError as exc:
+        if not isinstance(part, channelsplit.ChannelRange):
+            raise
+        # A cut that was not between channels, a broken file, or --on-invalid fail: one task
+        # over the whole file gives the dataset or the error of --jobs 1.
+        return RangeResult(part.part, aborted=str(exc))
     result.stages["total"] = time.perf_counter() - started
     profile.record(spec, result, part=part.part)
     rejects = str(work / "rejects.jsonl") if result.quarantined else None
@@ -340,6 +368,22 @@ def _convert_lines(
         items = converters.get(spec.fmt).iter_line_range(reader, source, spec.options, part.first_line)
         route_items(items, spec, result, sink, work / "rejects.jsonl")
         reader.flush()
+
+
+def _convert_channels(
+    spec: TaskSpec, part: channelsplit.ChannelRange, result: TaskResult, sink: PartitionSink, work: Path
+) -> None:
+    """The items of one range of whole TGDataset channels, per record, into the range's sink."""
+    source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
+    with spec.unit.open() as raw:
+        reader = _ProgressReader(splitting.SegmentReader(raw, part), spec)
+        document = channelsplit.FramedRange(reader)
+        items = converters.get(spec.fmt).iter_channel_range(document, source, spec.options, part.part == 0)
+        route_items(items, spec, result, sink, work / "rejects.jsonl")
+        reader.flush()
+        between = part.owned[1] - part.owned[0] - reader.total  # commas, the root's braces
+        if between > 0 and spec.progress is not None:
+            spec.progress.put((spec.index, between))
 
 
 def finalize_ranges(executor: Executor, spec: TaskSpec, ranges: list[RangeResult], jobs: int) -> TaskResult:

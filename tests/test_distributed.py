@@ -245,3 +245,19 @@ def test_a_large_telethon_json_lines_file_is_split_on_the_cluster(cluster, tmp_p
     )
     assert "finalize" in report.results[0].stages, "the input was not split"
     same_dataset(local, out)
+
+
+def test_a_large_tgdataset_file_is_split_on_the_cluster(cluster, tmp_path, monkeypatch):
+    """Ranges of whole channels run on the Dask workers like on the local pool: the same dataset."""
+    from test_channelsplit import dump
+
+    src = dump(tmp_path, rounds=6)
+    local = tmp_path / "local"
+    convert(ConvertRequest(inputs=[str(src)], output=local, jobs=1, tz_name="UTC"))
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "3000")
+    out = tmp_path / "ds"
+    report = convert(
+        ConvertRequest(inputs=[str(src)], output=out, jobs=2, tz_name="UTC", scheduler=cluster.scheduler_address)
+    )
+    assert "finalize" in report.results[0].stages, "the input was not split"
+    same_dataset(local, out)

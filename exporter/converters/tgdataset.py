@@ -104,7 +104,22 @@ class TgDatasetConverter:
     def iter_items(self, stream: BinaryIO, source: SourceRef, options: ConvertOptions) -> Iterator[Item]:
         yield from require_recognized(self._walk(stream, source), lambda seen: _not_tgdataset(source, seen))
 
-    def _walk(self, stream: BinaryIO, source: SourceRef) -> Iterator[tuple[Item | None, bool]]:
+    def iter_channel_range(
+        self, stream: BinaryIO, source: SourceRef, options: ConvertOptions, first: bool
+    ) -> Iterator[Item]:
+        """The items of `{` + whole channels + `}` cut from a TGDataset file (`channelsplit`).
+
+        The format gate runs on the first range only (it opens at the first channel, as for
+        the whole file). Anything after the root object is an error here: it means the cut was
+        not between two channels (the caller then converts the whole file in one task).
+        """
+        pairs = self._walk(stream, source, exact=True)
+        if first:
+            yield from require_recognized(pairs, lambda seen: _not_tgdataset(source, seen))
+        else:
+            yield from (item for item, _ in pairs if item is not None)
+
+    def _walk(self, stream: BinaryIO, source: SourceRef, exact: bool = False) -> Iterator[tuple[Item | None, bool]]:
         events = basic_events(stream)
         try:
             first = next(events, None)
@@ -114,6 +129,8 @@ class TgDatasetConverter:
                 raise _not_tgdataset(source, 1)
             for kind, key in events:
                 if kind == "end_map":
+                    if exact and next(events, None) is not None:
+                        raise ijson.IncompleteJSONError("data after the root object")
                     return
                 yield from self._channel(events, key, next(events))
             raise ijson.IncompleteJSONError("unexpected end of input")
