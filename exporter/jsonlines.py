@@ -141,5 +141,8 @@ def require_recognized(
 
 
 def broken_json(source: SourceRef, exc: Exception, hint: str) -> InputError:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # yajl's messages come as bytes with a drawing of the spot on later lines: keep the first line
+    raw = exc.args[0] if len(exc.args) == 1 else None
+    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(exc)).strip()
+    detail = text.splitlines()[0].strip() if text else type(exc).__name__
     return InputError(f"{source.display} is not valid JSON ({detail}); the file looks truncated or damaged", hint=hint)

@@ -80,17 +80,24 @@ def test_split_tgdataset_fails_like_jobs_one_on_the_first_invalid_item(tmp_path,
     assert messages[0] == messages[1]
 
 
-def test_a_truncated_tgdataset_file_fails_like_jobs_one(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("damage", ["truncated", "invalid UTF-8"])
+def test_a_broken_tgdataset_file_fails_like_jobs_one(tmp_path, monkeypatch, damage) -> None:
     src = dump(tmp_path)
-    src.write_bytes(src.read_bytes()[:-40])
+    data = src.read_bytes()
+    if damage == "truncated":
+        src.write_bytes(data[:-40])
+    else:
+        at = data.index(b'"message":"', len(data) // 2) + len(b'"message":"')
+        src.write_bytes(data[:at] + b"\xff\xfe" + data[at:])
     monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "3000")
     messages = []
     for jobs in (1, 2):
         with pytest.raises(InputError) as caught:
             run(tmp_path, src, f"broken{jobs}", jobs)
         messages.append((str(caught.value), caught.value.hint))
+        assert not (tmp_path / f"broken{jobs}").exists()
     assert messages[0] == messages[1]
-    assert not (tmp_path / "broken2").exists() or not any((tmp_path / "broken2").iterdir())
+    assert "\n" not in messages[0][0] and "b'" not in messages[0][0]  # yajl's bytes message, first line only
 
 
 def test_messages_that_look_like_channels_fall_back_to_one_task(tmp_path, monkeypatch) -> None:
