@@ -313,10 +313,8 @@ def run_range(spec: TaskSpec, part: splitting.Range | linesplit.LineRange | chan
     started = time.perf_counter()
     try:
         with _gc_paused():
-            if isinstance(part, linesplit.LineRange):
-                _convert_lines(spec, part, result, sink, work)
-            elif isinstance(part, channelsplit.ChannelRange):
-                _convert_channels(spec, part, result, sink, work)
+            if isinstance(part, (linesplit.LineRange, channelsplit.ChannelRange)):
+                _convert_per_record(spec, part, result, sink, work)
             else:
                 _convert_range(spec, part, result, sink, work)
             sink.close(defer=True)
@@ -358,27 +356,23 @@ def _convert_range(spec: TaskSpec, part: splitting.Range, result: TaskResult, si
         result.rows.update(runner.rows)
 
 
-def _convert_lines(
-    spec: TaskSpec, part: linesplit.LineRange, result: TaskResult, sink: PartitionSink, work: Path
+def _convert_per_record(
+    spec: TaskSpec,
+    part: linesplit.LineRange | channelsplit.ChannelRange,
+    result: TaskResult,
+    sink: PartitionSink,
+    work: Path,
 ) -> None:
-    """The items of one range of a JSON-lines file, per record, into the range's sink."""
+    """The items of one range, per record, into the range's sink: whole lines of a JSON-lines
+    file, or whole channels of a TGDataset file (read as `{` + them + `}`)."""
     source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
+    converter = converters.get(spec.fmt)
     with spec.unit.open() as raw:
         reader = _ProgressReader(splitting.SegmentReader(raw, part), spec)
-        items = converters.get(spec.fmt).iter_line_range(reader, source, spec.options, part.first_line)
-        route_items(items, spec, result, sink, work / "rejects.jsonl")
-        reader.flush()
-
-
-def _convert_channels(
-    spec: TaskSpec, part: channelsplit.ChannelRange, result: TaskResult, sink: PartitionSink, work: Path
-) -> None:
-    """The items of one range of whole TGDataset channels, per record, into the range's sink."""
-    source = SourceRef(spec.unit.display, spec.sha256, spec.unit.size)
-    with spec.unit.open() as raw:
-        reader = _ProgressReader(splitting.SegmentReader(raw, part), spec)
-        document = channelsplit.FramedRange(reader)
-        items = converters.get(spec.fmt).iter_channel_range(document, source, spec.options, part.part == 0)
+        if isinstance(part, linesplit.LineRange):
+            items = converter.iter_line_range(reader, source, spec.options, part.first_line)
+        else:
+            items = converter.iter_channel_range(channelsplit.FramedRange(reader), source, spec.options, part.part == 0)
         route_items(items, spec, result, sink, work / "rejects.jsonl")
         reader.flush()
         between = part.owned[1] - part.owned[0] - reader.total  # commas, the root's braces

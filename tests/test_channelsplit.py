@@ -16,7 +16,8 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_fastpath_ranges import RecordingReporter, outputs
+from test_fastpath_ranges import RecordingReporter
+from test_linesplit import run
 
 from exporter.channelsplit import FramedRange, plan_channels
 from exporter.errors import InputError
@@ -47,11 +48,6 @@ def dump(tmp_path: Path, rounds: int = 10, indent: int | None = None, name: str 
     text = orjson.dumps(doc) if indent is None else json.dumps(doc, indent=indent, ensure_ascii=False).encode()
     path.write_bytes(text)
     return path
-
-
-def run(tmp_path: Path, src: Path, name: str, jobs: int, **kw: Any) -> dict[str, Any]:
-    report = convert(ConvertRequest(inputs=[str(src)], output=tmp_path / name, jobs=jobs, tz_name="UTC", **kw))
-    return {"outputs": outputs(tmp_path / name), "stages": [dict(r.stages) for r in report.results]}
 
 
 @pytest.mark.parametrize(

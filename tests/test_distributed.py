@@ -7,6 +7,7 @@ cannot see the staging folder upload their own files to an s3:// output (moto, l
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -231,30 +232,18 @@ def _spec_and(executor, out, src):
     return spec, executor
 
 
-def test_a_large_telethon_json_lines_file_is_split_on_the_cluster(cluster, tmp_path, monkeypatch):
-    """Ranges of whole lines run on the Dask workers like on the local pool: the same dataset."""
-    from test_linesplit import dump
-
+@pytest.mark.parametrize(
+    ("module", "split_bytes"),
+    [("test_linesplit", "9000"), ("test_channelsplit", "3000")],  # whole lines; whole TGDataset channels
+)
+def test_a_large_per_record_file_is_split_on_the_cluster(cluster, tmp_path, monkeypatch, module, split_bytes):
+    """Ranges of a Telethon JSON-lines or TGDataset file run on the Dask workers like on the local
+    pool: the same dataset."""
+    dump = importlib.import_module(module).dump
     src = dump(tmp_path, rounds=6)
     local = tmp_path / "local"
     convert(ConvertRequest(inputs=[str(src)], output=local, jobs=1, tz_name="UTC"))
-    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
-    out = tmp_path / "ds"
-    report = convert(
-        ConvertRequest(inputs=[str(src)], output=out, jobs=2, tz_name="UTC", scheduler=cluster.scheduler_address)
-    )
-    assert "finalize" in report.results[0].stages, "the input was not split"
-    same_dataset(local, out)
-
-
-def test_a_large_tgdataset_file_is_split_on_the_cluster(cluster, tmp_path, monkeypatch):
-    """Ranges of whole channels run on the Dask workers like on the local pool: the same dataset."""
-    from test_channelsplit import dump
-
-    src = dump(tmp_path, rounds=6)
-    local = tmp_path / "local"
-    convert(ConvertRequest(inputs=[str(src)], output=local, jobs=1, tz_name="UTC"))
-    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "3000")
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", split_bytes)
     out = tmp_path / "ds"
     report = convert(
         ConvertRequest(inputs=[str(src)], output=out, jobs=2, tz_name="UTC", scheduler=cluster.scheduler_address)
