@@ -75,15 +75,20 @@ def test_split_json_lines_equal_jobs_one(tmp_path, monkeypatch, kw) -> None:
     assert items["quarantined"] + items["skipped"] > 0  # the broken lines went through too
 
 
-def test_split_json_lines_fail_like_jobs_one_on_the_first_invalid_item(tmp_path, monkeypatch) -> None:
-    src = dump(tmp_path)
-    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
+def first_invalid_item_errors(tmp_path: Path, src: Path) -> list[str]:
+    """The error of `--on-invalid fail` with --jobs 1, then split between two workers."""
     messages = []
     for jobs in (1, 2):
         with pytest.raises(InvalidItemError) as caught:
             run(tmp_path, src, f"fail{jobs}", jobs, on_invalid="fail")
         messages.append(str(caught.value))
-    assert messages[0] == messages[1] and " line " in messages[0]
+    return messages
+
+
+def test_split_json_lines_fail_like_jobs_one_on_the_first_invalid_item(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
+    one, two = first_invalid_item_errors(tmp_path, dump(tmp_path))
+    assert one == two and " line " in one
 
 
 def test_json_lines_whose_first_line_is_no_message_go_in_one_task(tmp_path, monkeypatch) -> None:
