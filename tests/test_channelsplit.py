@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fastpath_ranges import RecordingReporter
-from test_linesplit import first_invalid_item_errors, run
+from test_linesplit import SPLIT_OPTIONS, first_invalid_item_errors, planned, run, split_items_equal_jobs_one
 
 from exporter.channelsplit import FramedRange, plan_channels
 from exporter.errors import InputError
@@ -49,18 +49,11 @@ def dump(tmp_path: Path, rounds: int = 10, indent: int | None = None, name: str 
     return path
 
 
-@pytest.mark.parametrize(
-    "kw", [{}, {"to": "jsonl"}, {"on_invalid": "skip"}, {"partition_by": ("chat", "year", "month")}]
-)
+@pytest.mark.parametrize("kw", SPLIT_OPTIONS)
 @pytest.mark.parametrize("indent", [None, 1])
 def test_split_tgdataset_equals_jobs_one(tmp_path, monkeypatch, kw, indent) -> None:
-    src = dump(tmp_path, indent=indent)
     monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "3000")
-    one = run(tmp_path, src, "one", 1, **kw)
-    two = run(tmp_path, src, "two", 2, **kw)
-    assert "finalize" in two["stages"][0], "the input was not split"
-    assert two["outputs"] == one["outputs"]
-    items = one["outputs"]["manifest"]["inputs"][0]["items"]
+    items = split_items_equal_jobs_one(tmp_path, dump(tmp_path, indent=indent), **kw)
     assert items["written"] > 50 and items["quarantined"] + items["skipped"] > 0
 
 
@@ -150,13 +143,7 @@ channel_st = st.fixed_dictionaries(
 )
 def test_ranges_hold_every_channel_once_in_order(channels, chunk, indent) -> None:
     data = json.dumps(channels, indent=indent).encode() if indent else orjson.dumps(channels)
-    target = Path("/dev/shm" if Path("/dev/shm").is_dir() else "/tmp") / f"tgexport-channelsplit-{id(data)}.json"
-    target.write_bytes(data)
-    try:
-        with open(target, "rb") as raw:
-            ranges = list(plan_channels(raw, chunk))
-    finally:
-        target.unlink()
+    ranges = planned(plan_channels, data, chunk)
     assert len(ranges) != 1  # one range would be converted twice (planned, then as the whole file)
     if not ranges:
         return

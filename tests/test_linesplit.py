@@ -61,17 +61,22 @@ def run(tmp_path: Path, src: Path, name: str, jobs: int, **kw: Any) -> dict[str,
     return {"outputs": outputs(tmp_path / name), "stages": [dict(r.stages) for r in report.results]}
 
 
-@pytest.mark.parametrize(
-    "kw", [{}, {"to": "jsonl"}, {"on_invalid": "skip"}, {"partition_by": ("chat", "year", "month")}]
-)
-def test_split_json_lines_equal_jobs_one(tmp_path, monkeypatch, kw) -> None:
-    src = dump(tmp_path)
-    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
+SPLIT_OPTIONS = [{}, {"to": "jsonl"}, {"on_invalid": "skip"}, {"partition_by": ("chat", "year", "month")}]
+
+
+def split_items_equal_jobs_one(tmp_path: Path, src: Path, **kw: Any) -> dict[str, int]:
+    """Convert with --jobs 1, then split between two workers: same dataset; the item counts."""
     one = run(tmp_path, src, "one", 1, **kw)
     two = run(tmp_path, src, "two", 2, **kw)
     assert "finalize" in two["stages"][0], "the input was not split"
     assert two["outputs"] == one["outputs"]
-    items = one["outputs"]["manifest"]["inputs"][0]["items"]
+    return one["outputs"]["manifest"]["inputs"][0]["items"]
+
+
+@pytest.mark.parametrize("kw", SPLIT_OPTIONS)
+def test_split_json_lines_equal_jobs_one(tmp_path, monkeypatch, kw) -> None:
+    monkeypatch.setenv("TGEXPORT_SPLIT_BYTES", "9000")
+    items = split_items_equal_jobs_one(tmp_path, dump(tmp_path), **kw)
     assert items["quarantined"] + items["skipped"] > 0  # the broken lines went through too
 
 
@@ -133,18 +138,22 @@ lines_st = st.lists(
 )
 
 
+def planned(planner: Any, data: bytes, chunk: int) -> list[Any]:
+    """The ranges `planner` makes of `data` written to a real file (planners map the file)."""
+    target = Path("/dev/shm" if Path("/dev/shm").is_dir() else "/tmp") / f"tgexport-plan-{id(data)}"
+    target.write_bytes(data)
+    try:
+        with open(target, "rb") as raw:
+            return list(planner(raw, chunk))
+    finally:
+        target.unlink()
+
+
 @settings(max_examples=150, deadline=None)
 @given(lines=lines_st, chunk=st.integers(1, 300), final_newline=st.booleans())
 def test_ranges_hold_every_line_once_with_its_number(lines, chunk, final_newline) -> None:
     data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
-    path = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
-    target = path / f"tgexport-linesplit-{id(data)}.jsonl"
-    target.write_bytes(data)
-    try:
-        with open(target, "rb") as raw:
-            ranges = list(plan_lines(raw, chunk))
-    finally:
-        target.unlink()
+    ranges = planned(plan_lines, data, chunk)
     assert b"".join(data[r.start : r.stop] for r in ranges) == data
     assert [r.part for r in ranges] == list(range(len(ranges)))
     for r in ranges:
